@@ -1,0 +1,39 @@
+// The HTTP ingress: liveness and Prometheus metrics now; webhooks and alerts mount here.
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Client } from '@temporalio/client';
+import type { Pool } from 'pg';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface IngressDependencies {
+  client: Client;
+  pool: Pool;
+  registry?: Registry;
+}
+
+export function buildIngress(deps: IngressDependencies): FastifyInstance {
+  const app = Fastify({ logger: false });
+  const registry = deps.registry ?? new Registry();
+  if (!deps.registry) collectDefaultMetrics({ register: registry, prefix: 'billops_' });
+
+  // Liveness plus what the process depends on, so an operator sees which part is down.
+  app.get('/healthz', async (_request, reply) => {
+    const [database, temporal] = await Promise.all([
+      deps.pool.query('SELECT 1').then(
+        () => 'ok',
+        (err: Error) => err.message,
+      ),
+      deps.client.workflowService.getSystemInfo({}).then(
+        () => 'ok',
+        (err: Error) => err.message,
+      ),
+    ]);
+    const healthy = database === 'ok' && temporal === 'ok';
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', database, temporal });
+  });
+
+  app.get('/metrics', async (_request, reply) => {
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
+  return app;
+}

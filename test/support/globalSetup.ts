@@ -1,0 +1,72 @@
+// Starts the real local servers every suite shares, once per run: PostgreSQL, the Temporal dev server, an SMTP catcher; bundles workflows once.
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { Client } from 'pg';
+import { migrate } from '../../db/migrate';
+import { startMailCatcher } from '../../client/runtime/mailCatcher';
+import { startPostgresCluster } from '../../client/runtime/postgresCluster';
+import { ChildSupervisor, freePort } from '../../client/runtime/processes';
+import { startTemporalDevServer } from '../../client/runtime/temporalDevServer';
+import { findPostgresBinDir, findTemporalCli, findTestServer } from '../../client/runtime/tools';
+import { workflowsPath } from '../../workers/createWorker';
+import { TEST_ENV, type TestRuntime } from './testRuntime';
+
+const quietLogger = new DefaultLogger('WARN');
+
+function missing(piece: string): never {
+  throw new Error(
+    `${piece} is missing, so the test suites cannot run. Run \`bash scripts/provision.sh\` (npm test does this first).`,
+  );
+}
+
+export default async function globalSetup(): Promise<void> {
+  const temporalCli = findTemporalCli() ?? missing('the Temporal CLI (dev server)');
+  const testServer = findTestServer() ?? missing('the Temporal time-skipping test server');
+  const pgBinDir = findPostgresBinDir() ?? missing('PostgreSQL (initdb, pg_ctl)');
+
+  const workDir = mkdtempSync(join(tmpdir(), 'billops-test-'));
+  // The PostgreSQL cluster inside runs as the `postgres` user when we are root; it must be able to enter this directory.
+  chmodSync(workDir, 0o755);
+  const supervisor = new ChildSupervisor();
+  const runtime: TestRuntime = { supervisor, workDir };
+  (globalThis as { billopsTestRuntime?: TestRuntime }).billopsTestRuntime = runtime;
+
+  const [pgPort, temporalPort, smtpPort] = [await freePort(), await freePort(), await freePort()];
+  const [cluster, devServer, catcher, bundle] = await Promise.all([
+    startPostgresCluster(supervisor, {
+      binDir: pgBinDir,
+      dataDir: join(workDir, 'pg'),
+      port: pgPort,
+      logFile: join(workDir, 'postgres.log'),
+    }),
+    startTemporalDevServer(supervisor, {
+      cliPath: temporalCli,
+      port: temporalPort,
+      logFile: join(workDir, 'temporal.log'),
+      namespace: 'default',
+    }),
+    startMailCatcher({ port: smtpPort, dir: join(workDir, 'mail') }),
+    bundleWorkflowCode({ workflowsPath, logger: quietLogger }),
+  ]);
+  runtime.closeMail = catcher.close;
+
+  const admin = new Client({ connectionString: cluster.url });
+  await admin.connect();
+  await admin.query('CREATE DATABASE billops_test');
+  await admin.end();
+  const databaseUrl = cluster.url.replace(/\/postgres$/, '/billops_test');
+  await migrate(databaseUrl);
+
+  const bundlePath = join(workDir, 'workflow-bundle.js');
+  writeFileSync(bundlePath, bundle.code);
+
+  process.env[TEST_ENV.databaseUrl] = databaseUrl;
+  process.env[TEST_ENV.adminDatabaseUrl] = cluster.url;
+  process.env[TEST_ENV.temporalAddress] = devServer.address;
+  process.env[TEST_ENV.smtpUrl] = catcher.url;
+  process.env[TEST_ENV.mailDir] = catcher.dir;
+  process.env[TEST_ENV.workflowBundle] = bundlePath;
+  process.env[TEST_ENV.testServer] = testServer;
+}

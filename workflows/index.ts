@@ -1,0 +1,2 @@
+// The workflow bundle's entry: every workflow type the billops worker runs.
+export { customerNoticeWorkflow } from './customerNotice';
