@@ -1,19 +1,34 @@
 // All activity groups, built from the worker's dependencies; the type is what workflows proxy.
 import type { Pool } from 'pg';
+import { createDecisionActivities } from './decisions';
+import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
 import type { Mailer } from './mailer';
 import { createNoticeActivities } from './notices';
+import { createPaymentActivities, type PaymentGateways } from './payments';
+import { createServiceControlActivities } from './serviceControls';
+import { createTenantDataActivities } from './tenantData';
 
 export interface ActivityDependencies {
   pool: Pool;
   mailer: Mailer;
   mailFrom: string;
+  /** Processors with credentials configured; a tenant on any other processor gets retries recorded as failed. */
+  gateways: PaymentGateways;
+  billingPortalUrl: string;
+  decisionsLogPath: string;
 }
 
 export function createActivities(deps: ActivityDependencies) {
+  const { pool } = deps;
   return {
-    ...createEmailActivities({ pool: deps.pool, mailer: deps.mailer, from: deps.mailFrom }),
-    ...createNoticeActivities({ pool: deps.pool }),
+    ...createEmailActivities({ pool, mailer: deps.mailer, from: deps.mailFrom }),
+    ...createNoticeActivities({ pool }),
+    ...createPaymentActivities({ pool, ...deps.gateways, billingPortalUrl: deps.billingPortalUrl }),
+    ...createServiceControlActivities({ pool }),
+    ...createDunningRecordActivities({ pool }),
+    ...createDecisionActivities({ pool, decisionsLogPath: deps.decisionsLogPath }),
+    ...createTenantDataActivities({ pool }),
   };
 }
 

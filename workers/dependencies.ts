@@ -1,6 +1,7 @@
-// The real dependencies a worker runs with: a PostgreSQL pool and an SMTP mailer, and how to release them.
+// The real dependencies a worker runs with: a PostgreSQL pool, an SMTP mailer, payment gateways, and how to release them.
 import type { ActivityDependencies } from '../activities';
 import { createSmtpMailer } from '../activities/mailer';
+import type { PaymentGateways } from '../activities/payments';
 import { createPool } from '../db/pool';
 
 export interface WorkerDependencies extends ActivityDependencies {
@@ -11,6 +12,9 @@ export function createWorkerDependencies(opts: {
   databaseUrl: string;
   smtpUrl: string;
   mailFrom: string;
+  billingPortalUrl: string;
+  decisionsLogPath: string;
+  gateways?: PaymentGateways;
   /** 1 against the embedded PGlite, which serves a single session. */
   poolMax?: number;
 }): WorkerDependencies {
@@ -20,6 +24,9 @@ export function createWorkerDependencies(opts: {
     pool,
     mailer,
     mailFrom: opts.mailFrom,
+    gateways: opts.gateways ?? {},
+    billingPortalUrl: opts.billingPortalUrl,
+    decisionsLogPath: opts.decisionsLogPath,
     async close() {
       mailer.close();
       await pool.end();

@@ -1,4 +1,6 @@
 // Standalone worker process (docker-compose, production): connects to the configured Temporal and serves the task queue.
+import { resolve } from 'node:path';
+import { createGatewaysFromConfig } from '../activities/payments';
 import { loadConfig } from '../client/config';
 import { migrate } from '../db/migrate';
 import { createBillopsWorker, connectWorker } from './createWorker';
@@ -27,6 +29,9 @@ async function main(): Promise<void> {
     databaseUrl,
     smtpUrl: config.smtpUrl as string,
     mailFrom: config.mailFrom,
+    billingPortalUrl: config.billingPortalUrl,
+    decisionsLogPath: resolve(config.decisionsLogPath),
+    gateways: createGatewaysFromConfig(config),
   });
   const worker = await createBillopsWorker({
     connection,

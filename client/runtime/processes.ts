@@ -31,8 +31,11 @@ export class ChildSupervisor {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
-    child.stdout?.pipe(log);
-    child.stderr?.pipe(log);
+    // Both streams share one log; neither may end it, so it closes when the child is gone.
+    child.stdout?.pipe(log, { end: false });
+    child.stderr?.pipe(log, { end: false });
+    log.on('error', () => undefined);
+    child.once('close', () => log.end());
     const exited = new Promise<number | null>((resolve) => {
       child.once('exit', (code) => resolve(code));
       child.once('error', () => resolve(-1));

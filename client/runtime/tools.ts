@@ -80,3 +80,11 @@ export function provision(pieces: string[]): void {
     );
   }
 }
+
+/** STRIPE_MOCK_PATH, then `stripe-mock` on PATH, then .tools/bin/stripe-mock. */
+export function findStripeMock(): string | undefined {
+  const fromEnv = process.env.STRIPE_MOCK_PATH;
+  if (fromEnv && isExecutable(fromEnv)) return fromEnv;
+  const local = join(toolsDir, 'bin', 'stripe-mock');
+  return onPath('stripe-mock') ?? (isExecutable(local) ? local : undefined);
+}

@@ -5,9 +5,10 @@ import { NativeConnection } from '@temporalio/worker';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
 import { BillingTier, PaymentProcessor, TenantId } from '../../domain/searchAttributes';
 import { createBillopsWorker } from '../../workers/createWorker';
-import { createWorkerDependencies, type WorkerDependencies } from '../../workers/dependencies';
+import type { WorkerDependencies } from '../../workers/dependencies';
 import { customerNoticeWorkflow } from '../../workflows/customerNotice';
 import { testEnv, workflowBundle } from '../support/testRuntime';
+import { testWorkerDependencies } from '../support/workerDeps';
 
 describe('vertical slice: a customer notice', () => {
   let deps: WorkerDependencies;
@@ -17,11 +18,7 @@ describe('vertical slice: a customer notice', () => {
   const taskQueue = `slice-${tenantId}`;
 
   beforeAll(async () => {
-    deps = createWorkerDependencies({
-      databaseUrl: testEnv('databaseUrl'),
-      smtpUrl: testEnv('smtpUrl'),
-      mailFrom: 'billops <billing@billops.test>',
-    });
+    deps = testWorkerDependencies();
     await deps.pool.query(
       `INSERT INTO tenants (id, name, tier, email, billing_email, currency, payment_processor)
        VALUES ($1, 'Slice Corp', 'pro', 'ops@slice.test', 'billing@slice.test', 'USD', 'stripe')`,

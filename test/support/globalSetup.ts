@@ -9,7 +9,13 @@ import { startMailCatcher } from '../../client/runtime/mailCatcher';
 import { startPostgresCluster } from '../../client/runtime/postgresCluster';
 import { ChildSupervisor, freePort } from '../../client/runtime/processes';
 import { startTemporalDevServer } from '../../client/runtime/temporalDevServer';
-import { findPostgresBinDir, findTemporalCli, findTestServer } from '../../client/runtime/tools';
+import { startStripeMock } from '../../client/runtime/stripeMock';
+import {
+  findPostgresBinDir,
+  findStripeMock,
+  findTemporalCli,
+  findTestServer,
+} from '../../client/runtime/tools';
 import { workflowsPath } from '../../workers/createWorker';
 import { TEST_ENV, type TestRuntime } from './testRuntime';
 
@@ -22,9 +28,22 @@ function missing(piece: string): never {
 }
 
 export default async function globalSetup(): Promise<void> {
+  try {
+    await startSharedServers();
+  } catch (err) {
+    // Jest runs no teardown when setup fails: stop what did start, so no server outlives the run.
+    const runtime = (globalThis as { billopsTestRuntime?: TestRuntime }).billopsTestRuntime;
+    await runtime?.closeMail?.();
+    await runtime?.supervisor.stopAll();
+    throw err;
+  }
+}
+
+async function startSharedServers(): Promise<void> {
   const temporalCli = findTemporalCli() ?? missing('the Temporal CLI (dev server)');
   const testServer = findTestServer() ?? missing('the Temporal time-skipping test server');
   const pgBinDir = findPostgresBinDir() ?? missing('PostgreSQL (initdb, pg_ctl)');
+  const stripeMockBin = findStripeMock() ?? missing('stripe-mock (the Stripe API mock)');
 
   const workDir = mkdtempSync(join(tmpdir(), 'billops-test-'));
   // The PostgreSQL cluster inside runs as the `postgres` user when we are root; it must be able to enter this directory.
@@ -33,8 +52,15 @@ export default async function globalSetup(): Promise<void> {
   const runtime: TestRuntime = { supervisor, workDir };
   (globalThis as { billopsTestRuntime?: TestRuntime }).billopsTestRuntime = runtime;
 
-  const [pgPort, temporalPort, smtpPort] = [await freePort(), await freePort(), await freePort()];
-  const [cluster, devServer, catcher, bundle] = await Promise.all([
+  const [pgPort, temporalPort, smtpPort, stripePort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const catcher = await startMailCatcher({ port: smtpPort, dir: join(workDir, 'mail') });
+  runtime.closeMail = catcher.close;
+  const [cluster, devServer, bundle, stripe] = await Promise.all([
     startPostgresCluster(supervisor, {
       binDir: pgBinDir,
       dataDir: join(workDir, 'pg'),
@@ -47,10 +73,14 @@ export default async function globalSetup(): Promise<void> {
       logFile: join(workDir, 'temporal.log'),
       namespace: 'default',
     }),
-    startMailCatcher({ port: smtpPort, dir: join(workDir, 'mail') }),
     bundleWorkflowCode({ workflowsPath, logger: quietLogger }),
+    startStripeMock(supervisor, {
+      binPath: stripeMockBin,
+      port: stripePort,
+      httpsPort: await freePort(),
+      logFile: join(workDir, 'stripe-mock.log'),
+    }),
   ]);
-  runtime.closeMail = catcher.close;
 
   const admin = new Client({ connectionString: cluster.url });
   await admin.connect();
@@ -69,4 +99,5 @@ export default async function globalSetup(): Promise<void> {
   process.env[TEST_ENV.mailDir] = catcher.dir;
   process.env[TEST_ENV.workflowBundle] = bundlePath;
   process.env[TEST_ENV.testServer] = testServer;
+  process.env[TEST_ENV.stripeApiBase] = stripe.apiBase;
 }

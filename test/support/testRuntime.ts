@@ -10,6 +10,7 @@ export const TEST_ENV = {
   mailDir: 'BILLOPS_TEST_MAIL_DIR',
   workflowBundle: 'BILLOPS_TEST_WORKFLOW_BUNDLE',
   testServer: 'TEMPORAL_TEST_SERVER_PATH',
+  stripeApiBase: 'BILLOPS_TEST_STRIPE_API_BASE',
 } as const;
 
 export interface TestRuntime {

@@ -1,0 +1,380 @@
+// The Paystack side of the runbook's "Retry Payment", "Manual Payment Link" and "verify" steps: charge a saved authorization, initialize a checkout, verify a reference.
+import { ApplicationFailure } from '@temporalio/activity';
+import axios, { type AxiosInstance } from 'axios';
+import { z } from 'zod';
+import type { DeclineClassification } from './stripe';
+
+interface GatewayResponseRule {
+  pattern: RegExp;
+  kind: DeclineClassification['kind'];
+  declineCode: string;
+}
+
+/**
+ * Paystack reports why a card charge failed only as issuer text in `gateway_response` ("Insufficient Funds",
+ * "Stolen Card, Pick-Up", "Do Not Honor", ...). These rules map that text onto Stripe's decline codes, in order,
+ * first match wins; hard ones come first so "Lost Card, Pick-Up" is never read as a generic decline. The reasons
+ * for hard and soft are the ones in STRIPE_HARD_DECLINE_CODES; text that matches nothing is soft.
+ */
+export const PAYSTACK_GATEWAY_RESPONSE_RULES: readonly GatewayResponseRule[] = [
+  { pattern: /stolen/i, kind: 'hard', declineCode: 'stolen_card' },
+  { pattern: /\blost\b/i, kind: 'hard', declineCode: 'lost_card' },
+  { pattern: /pick[\s-]?up/i, kind: 'hard', declineCode: 'pickup_card' },
+  { pattern: /fraud/i, kind: 'hard', declineCode: 'fraudulent' },
+  { pattern: /restricted/i, kind: 'hard', declineCode: 'restricted_card' },
+  { pattern: /\bexpired\b.*\bcard\b|\bcard\b.*\bexpired\b/i, kind: 'hard', declineCode: 'expired_card' },
+  {
+    pattern: /invalid (card|account)|no such (issuer|card|account)|closed account|account (is )?closed/i,
+    kind: 'hard',
+    declineCode: 'invalid_account',
+  },
+  { pattern: /not permitted|not allowed/i, kind: 'hard', declineCode: 'transaction_not_allowed' },
+  { pattern: /not enabled|not supported/i, kind: 'hard', declineCode: 'card_not_supported' },
+  { pattern: /stop payment|revok|revocation/i, kind: 'hard', declineCode: 'stop_payment_order' },
+  { pattern: /do not (re)?try/i, kind: 'hard', declineCode: 'do_not_try_again' },
+  {
+    pattern: /insufficient|not sufficient funds|low balance/i,
+    kind: 'soft',
+    declineCode: 'insufficient_funds',
+  },
+  { pattern: /do not hono(u)?r/i, kind: 'soft', declineCode: 'do_not_honor' },
+  { pattern: /limit|exceed/i, kind: 'soft', declineCode: 'withdrawal_count_limit_exceeded' },
+  {
+    pattern: /inoperative|unavailable|time ?out|timed out|try again/i,
+    kind: 'soft',
+    declineCode: 'issuer_not_available',
+  },
+  { pattern: /declined/i, kind: 'soft', declineCode: 'generic_decline' },
+];
+
+/** Classifies the issuer text of a failed Paystack card charge; no text, or unknown text, is a soft decline. */
+export function classifyPaystackGatewayResponse(
+  gatewayResponse: string | null | undefined,
+): DeclineClassification {
+  const text = gatewayResponse ?? '';
+  const rule = PAYSTACK_GATEWAY_RESPONSE_RULES.find((r) => r.pattern.test(text));
+  return rule
+    ? { kind: rule.kind, declineCode: rule.declineCode }
+    : { kind: 'soft', declineCode: 'generic_decline' };
+}
+
+/** Paystack wants the customer to do something (OTP, PIN, 3-D Secure): an unattended retry cannot complete it. */
+const CUSTOMER_ACTION_STATUSES: ReadonlySet<string> = new Set([
+  'send_otp',
+  'send_pin',
+  'send_birthday',
+  'send_phone',
+  'send_address',
+  'open_url',
+  'pay_offline',
+]);
+
+export type PaystackOutcome =
+  | { status: 'success' }
+  | { status: 'failed'; decline: DeclineClassification }
+  /** pending, ongoing, processing, queued (or a status we do not know): not final, verify again later. */
+  | { status: 'pending' };
+
+/** What a transaction status (from a charge or a verify) means for the attempt. */
+export function interpretPaystackStatus(
+  status: string,
+  gatewayResponse: string | null | undefined,
+): PaystackOutcome {
+  if (status === 'success') return { status: 'success' };
+  if (status === 'failed')
+    return { status: 'failed', decline: classifyPaystackGatewayResponse(gatewayResponse) };
+  if (CUSTOMER_ACTION_STATUSES.has(status)) {
+    return { status: 'failed', decline: { kind: 'hard', declineCode: 'authentication_required' } };
+  }
+  // Abandoned: the charge never completed; reversed: refunded or charged back. Neither collected; a retry may.
+  if (status === 'abandoned' || status === 'reversed') {
+    return { status: 'failed', decline: { kind: 'soft', declineCode: status } };
+  }
+  return { status: 'pending' };
+}
+
+export interface PaystackChargeRequest {
+  authorizationCode: string;
+  email: string;
+  /** Kobo (or the currency's minor unit): a positive integer, never a float. */
+  amountMinor: number;
+  currency: string;
+  /** Ours, derived from the idempotency key: Paystack refuses a second transaction with it. */
+  reference: string;
+  metadata?: Record<string, string | number>;
+}
+
+export type PaystackChargeResult = {
+  reference: string;
+  gatewayResponse: string;
+  /** 'verify' when the charge call hit "Duplicate Transaction Reference" and the earlier attempt's result was used. */
+  answeredBy: 'charge' | 'verify';
+} & (
+  | { status: 'success'; amountMinor: number; currency: string; paidAt: Date | null }
+  | { status: 'failed'; decline: DeclineClassification }
+  | { status: 'pending'; paystackStatus: string }
+);
+
+export interface PaystackInitializeRequest {
+  email: string;
+  amountMinor: number;
+  currency: string;
+  reference: string;
+  callbackUrl?: string;
+  metadata?: Record<string, string | number>;
+}
+
+export type PaystackInitializeResult =
+  | { status: 'initialized'; reference: string; authorizationUrl: string; accessCode: string }
+  /** An earlier attempt with this reference reached Paystack; its checkout URL is not retrievable from the API. */
+  | { status: 'duplicate_reference'; reference: string };
+
+export interface PaystackTransaction {
+  reference: string;
+  /** success, failed, abandoned, ongoing, pending, processing, queued, reversed. */
+  status: string;
+  amountMinor: number;
+  currency: string;
+  gatewayResponse: string;
+  paidAt: Date | null;
+}
+
+export interface PaystackGateway {
+  chargeAuthorization(request: PaystackChargeRequest): Promise<PaystackChargeResult>;
+  initializeTransaction(request: PaystackInitializeRequest): Promise<PaystackInitializeResult>;
+  /** null when Paystack has no transaction with this reference. */
+  verifyTransaction(reference: string): Promise<PaystackTransaction | null>;
+}
+
+export interface PaystackGatewayOptions {
+  /** PAYSTACK_SECRET_KEY. */
+  secretKey: string;
+  /** PAYSTACK_BASE_URL, https://api.paystack.co in production. */
+  baseUrl: string;
+  /** PAYSTACK_TIMEOUT_SECONDS. */
+  timeoutSeconds: number;
+}
+
+const envelopeSchema = z.object({ status: z.boolean(), message: z.string(), data: z.unknown().optional() });
+
+const transactionSchema = z.object({
+  reference: z.string().min(1),
+  status: z.string().min(1),
+  amount: z.number().int().nonnegative(),
+  currency: z.string().length(3),
+  gateway_response: z.string().nullish(),
+  message: z.string().nullish(),
+  paid_at: z.string().nullish(),
+});
+
+const initializeSchema = z.object({
+  authorization_url: z.string().url(),
+  access_code: z.string().min(1),
+  reference: z.string().min(1),
+});
+
+type Envelope = z.infer<typeof envelopeSchema>;
+interface Answer {
+  httpStatus: number;
+  envelope: Envelope;
+}
+
+const DUPLICATE_REFERENCE = /duplicate transaction reference/i;
+const REFERENCE_NOT_FOUND = /reference not found|transaction not found|no transaction/i;
+
+function assertMinorUnits(amountMinor: number, what: string): void {
+  if (!Number.isSafeInteger(amountMinor) || amountMinor <= 0) {
+    throw ApplicationFailure.nonRetryable(
+      `${what}: Paystack amounts are positive integers in minor units (kobo), got ${amountMinor}`,
+      'InvalidAmount',
+    );
+  }
+}
+
+function toTransaction(data: z.infer<typeof transactionSchema>): PaystackTransaction {
+  return {
+    reference: data.reference,
+    status: data.status,
+    amountMinor: data.amount,
+    currency: data.currency.toUpperCase(),
+    gatewayResponse: data.gateway_response ?? data.message ?? '',
+    paidAt: data.paid_at ? new Date(data.paid_at) : null,
+  };
+}
+
+export function createPaystackGateway(options: PaystackGatewayOptions): PaystackGateway {
+  const http: AxiosInstance = axios.create({
+    baseURL: options.baseUrl.replace(/\/+$/, ''),
+    timeout: options.timeoutSeconds * 1000,
+    headers: {
+      Authorization: `Bearer ${options.secretKey}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    },
+    // Every status is answered here, so nothing the caller sees is an AxiosError carrying our headers.
+    validateStatus: () => true,
+    maxRedirects: 0,
+  });
+
+  /** One request; network trouble, 429 and 5xx are retryable, 401/403 are a key problem, the rest is returned. */
+  async function send(method: 'GET' | 'POST', path: string, body?: object): Promise<Answer> {
+    let response: { status: number; data: unknown };
+    try {
+      response = await http.request({ method, url: path, data: body });
+    } catch (error) {
+      // Only the code and message: the error object also holds the request config, Authorization header included.
+      const detail = axios.isAxiosError(error)
+        ? `${error.code ?? 'network error'}: ${error.message}`
+        : error instanceof Error
+          ? error.message
+          : String(error);
+      throw ApplicationFailure.retryable(
+        `Paystack ${method} ${path} did not answer (${detail})`,
+        'ProcessorUnavailable',
+      );
+    }
+    const parsed = envelopeSchema.safeParse(response.data);
+    const message = parsed.success ? parsed.data.message : 'no Paystack message';
+    if (response.status === 401 || response.status === 403) {
+      throw ApplicationFailure.nonRetryable(
+        `Paystack refused the secret key (HTTP ${response.status}: ${message}): check PAYSTACK_SECRET_KEY ` +
+          '(sk_test_... with PAYSTACK_SANDBOX_MODE=true, sk_live_... in production)',
+        'ProcessorAuthFailed',
+      );
+    }
+    if (response.status === 429 || response.status >= 500) {
+      throw ApplicationFailure.retryable(
+        `Paystack ${method} ${path} answered HTTP ${response.status} (${message})`,
+        'ProcessorUnavailable',
+      );
+    }
+    if (!parsed.success) {
+      throw ApplicationFailure.retryable(
+        `Paystack ${method} ${path} answered HTTP ${response.status} with a body that is not { status, message, data }`,
+        'ProcessorResponseInvalid',
+      );
+    }
+    return { httpStatus: response.status, envelope: parsed.data };
+  }
+
+  function dataOf<T>(answer: Answer, schema: z.ZodType<T>, what: string): T {
+    const parsed = schema.safeParse(answer.envelope.data);
+    if (!parsed.success) {
+      throw ApplicationFailure.retryable(
+        `Paystack ${what} answered without the expected data: ${parsed.error.issues[0]?.message ?? 'invalid'}`,
+        'ProcessorResponseInvalid',
+      );
+    }
+    return parsed.data;
+  }
+
+  function rejected(what: string, answer: Answer): ApplicationFailure {
+    return ApplicationFailure.nonRetryable(
+      `Paystack refused ${what} (HTTP ${answer.httpStatus}): ${answer.envelope.message}`,
+      'ProcessorRejected',
+    );
+  }
+
+  function chargeResult(
+    transaction: PaystackTransaction,
+    answeredBy: 'charge' | 'verify',
+  ): PaystackChargeResult {
+    const base = {
+      reference: transaction.reference,
+      gatewayResponse: transaction.gatewayResponse,
+      answeredBy,
+    };
+    const outcome = interpretPaystackStatus(transaction.status, transaction.gatewayResponse);
+    switch (outcome.status) {
+      case 'success':
+        return {
+          ...base,
+          status: 'success',
+          amountMinor: transaction.amountMinor,
+          currency: transaction.currency,
+          paidAt: transaction.paidAt,
+        };
+      case 'failed':
+        return { ...base, status: 'failed', decline: outcome.decline };
+      case 'pending':
+        return { ...base, status: 'pending', paystackStatus: transaction.status };
+    }
+  }
+
+  const gateway: PaystackGateway = {
+    async chargeAuthorization(request) {
+      assertMinorUnits(request.amountMinor, `charge ${request.reference}`);
+      const answer = await send('POST', '/transaction/charge_authorization', {
+        authorization_code: request.authorizationCode,
+        email: request.email,
+        amount: request.amountMinor,
+        currency: request.currency,
+        reference: request.reference,
+        ...(request.metadata ? { metadata: request.metadata } : {}),
+      });
+      if (answer.envelope.status && answer.httpStatus < 300) {
+        return chargeResult(
+          toTransaction(dataOf(answer, transactionSchema, 'charge_authorization')),
+          'charge',
+        );
+      }
+      if (DUPLICATE_REFERENCE.test(answer.envelope.message)) {
+        // An earlier attempt reached Paystack (its answer was lost): its result is this attempt's result.
+        const earlier = await gateway.verifyTransaction(request.reference);
+        if (!earlier) {
+          throw ApplicationFailure.retryable(
+            `Paystack calls ${request.reference} a duplicate reference but cannot verify it yet`,
+            'PaymentPending',
+          );
+        }
+        return chargeResult(earlier, 'verify');
+      }
+      if (/authori[sz]ation/i.test(answer.envelope.message)) {
+        // The saved card (authorization) is invalid or not reusable: only the customer can give a new one.
+        return {
+          status: 'failed',
+          reference: request.reference,
+          gatewayResponse: answer.envelope.message,
+          answeredBy: 'charge',
+          decline: { kind: 'hard', declineCode: 'authorization_invalid' },
+        };
+      }
+      throw rejected(`charge ${request.reference}`, answer);
+    },
+
+    async initializeTransaction(request) {
+      assertMinorUnits(request.amountMinor, `payment link ${request.reference}`);
+      const answer = await send('POST', '/transaction/initialize', {
+        email: request.email,
+        amount: request.amountMinor,
+        currency: request.currency,
+        reference: request.reference,
+        ...(request.callbackUrl ? { callback_url: request.callbackUrl } : {}),
+        ...(request.metadata ? { metadata: request.metadata } : {}),
+      });
+      if (answer.envelope.status && answer.httpStatus < 300) {
+        const data = dataOf(answer, initializeSchema, 'initialize');
+        return {
+          status: 'initialized',
+          reference: data.reference,
+          authorizationUrl: data.authorization_url,
+          accessCode: data.access_code,
+        };
+      }
+      if (DUPLICATE_REFERENCE.test(answer.envelope.message)) {
+        return { status: 'duplicate_reference', reference: request.reference };
+      }
+      throw rejected(`payment link ${request.reference}`, answer);
+    },
+
+    async verifyTransaction(reference) {
+      const answer = await send('GET', `/transaction/verify/${encodeURIComponent(reference)}`);
+      if (answer.envelope.status && answer.httpStatus < 300) {
+        return toTransaction(dataOf(answer, transactionSchema, 'verify'));
+      }
+      if (answer.httpStatus === 404 || REFERENCE_NOT_FOUND.test(answer.envelope.message)) return null;
+      throw rejected(`verify ${reference}`, answer);
+    },
+  };
+  return gateway;
+}

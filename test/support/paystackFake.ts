@@ -1,0 +1,351 @@
+// A Paystack-shaped HTTP server on loopback for tests: checks the bearer key, JSON bodies, kobo amounts and reference uniqueness as Paystack does, and records what it received.
+import { createHmac } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What a saved card (authorization code) does when charged. */
+export type FakeChargeOutcome = 'success' | 'soft_decline' | 'hard_decline' | 'send_otp';
+
+export interface FakeAuthorization {
+  outcome: FakeChargeOutcome;
+  /** The issuer text Paystack passes on; defaults per outcome ("Insufficient Funds", "Stolen Card, Pick-Up"). */
+  gatewayResponse?: string;
+  /** Milliseconds to wait before answering; the charge is recorded first, as if the answer were lost on the way. */
+  delayMs?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  authorization: string | undefined;
+  contentType: string | undefined;
+  /** The body exactly as sent, so a test can see that amounts were integers on the wire. */
+  rawBody: string;
+  status: number;
+}
+
+export interface RecordedCharge {
+  reference: string;
+  authorizationCode: string;
+  email: string;
+  /** As it appeared in the JSON body (number or digit string). */
+  amount: number | string;
+  currency: string;
+  metadata: unknown;
+  outcome: FakeChargeOutcome;
+}
+
+export interface RecordedInitialize {
+  reference: string;
+  email: string;
+  amount: number | string;
+  currency: string;
+  callbackUrl: string | undefined;
+  authorizationUrl: string;
+}
+
+export interface PaystackFake {
+  /** Base URL, for PAYSTACK_BASE_URL. */
+  url: string;
+  secretKey: string;
+  /** Sets how charges on this authorization code behave; unknown codes are refused like Paystack does. */
+  authorize(authorizationCode: string, behaviour: FakeAuthorization): void;
+  /** The next `count` requests answer `status` (e.g. 503) before doing anything: a Paystack outage. */
+  failNext(count: number, status: number): void;
+  /** Charges Paystack accepted (duplicates and invalid requests are refused and not counted). */
+  charges(): RecordedCharge[];
+  initializations(): RecordedInitialize[];
+  requests(): RecordedRequest[];
+  /** Forgets transactions, recordings, authorizations and pending failures. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+interface Transaction {
+  id: number;
+  reference: string;
+  status: string;
+  amount: number;
+  currency: string;
+  gatewayResponse: string;
+  paidAt: string | null;
+  createdAt: string;
+  email: string;
+  authorizationCode: string | null;
+  metadata: unknown;
+}
+
+const SUPPORTED_CURRENCIES = new Set(['NGN', 'GHS', 'ZAR', 'KES', 'USD', 'XOF', 'EGP']);
+
+const DEFAULT_GATEWAY_RESPONSE: Record<FakeChargeOutcome, string> = {
+  success: 'Approved',
+  soft_decline: 'Insufficient Funds',
+  hard_decline: 'Stolen Card, Pick-Up',
+  send_otp: 'Kindly enter the OTP sent to your phone',
+};
+
+/** Paystack's x-paystack-signature: HMAC-SHA512 of the raw body, hex, keyed with the secret key. */
+export function signPaystackWebhook(body: string, secret: string): string {
+  return createHmac('sha512', secret).update(body).digest('hex');
+}
+
+class RequestProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Paystack accepts an amount as a JSON integer or a string of digits, in the minor unit; anything else is refused. */
+function kobo(value: unknown): number {
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value) && Number(value) > 0) return Number(value);
+  throw new RequestProblem(400, 'Invalid Amount Sent');
+}
+
+function requiredString(body: Record<string, unknown>, field: string, message: string): string {
+  const value = body[field];
+  if (typeof value !== 'string' || value.trim() === '') throw new RequestProblem(400, message);
+  return value;
+}
+
+function currencyOf(body: Record<string, unknown>): string {
+  const currency = body.currency === undefined ? 'NGN' : body.currency;
+  if (typeof currency !== 'string' || !SUPPORTED_CURRENCIES.has(currency.toUpperCase())) {
+    throw new RequestProblem(400, 'Currency not supported by merchant');
+  }
+  return currency.toUpperCase();
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export async function startPaystackFake(opts: { secretKey?: string } = {}): Promise<PaystackFake> {
+  const secretKey = opts.secretKey ?? 'sk_test_paystackfake0000000000000000000000';
+  const transactions = new Map<string, Transaction>();
+  const authorizations = new Map<string, FakeAuthorization>();
+  let charges: RecordedCharge[] = [];
+  let initializations: RecordedInitialize[] = [];
+  let requests: RecordedRequest[] = [];
+  let failures: { count: number; status: number } = { count: 0, status: 503 };
+  let nextId = 1_000_000;
+  let baseUrl = '';
+
+  function newTransaction(
+    fields: Omit<Transaction, 'id' | 'createdAt' | 'paidAt' | 'gatewayResponse' | 'status'>,
+  ): Transaction {
+    if (transactions.has(fields.reference)) throw new RequestProblem(400, 'Duplicate Transaction Reference');
+    const tx: Transaction = {
+      ...fields,
+      id: nextId++,
+      status: 'pending',
+      gatewayResponse: '',
+      paidAt: null,
+      createdAt: new Date().toISOString(),
+    };
+    transactions.set(tx.reference, tx);
+    return tx;
+  }
+
+  function transactionData(tx: Transaction): Record<string, unknown> {
+    return {
+      id: tx.id,
+      domain: 'test',
+      status: tx.status,
+      reference: tx.reference,
+      amount: tx.amount,
+      currency: tx.currency,
+      gateway_response: tx.gatewayResponse,
+      message: null,
+      paid_at: tx.paidAt,
+      created_at: tx.createdAt,
+      channel: 'card',
+      metadata: tx.metadata ?? '',
+      customer: { email: tx.email },
+      authorization: tx.authorizationCode
+        ? { authorization_code: tx.authorizationCode, reusable: true }
+        : null,
+    };
+  }
+
+  async function chargeAuthorization(body: Record<string, unknown>): Promise<[number, unknown]> {
+    const authorizationCode = requiredString(body, 'authorization_code', 'Authorization code is required');
+    const email = requiredString(body, 'email', 'Email is required');
+    const amount = kobo(body.amount);
+    const currency = currencyOf(body);
+    const behaviour = authorizations.get(authorizationCode);
+    if (!behaviour) throw new RequestProblem(400, 'Invalid Authorization Code');
+    const reference =
+      body.reference === undefined ? `T${nextId}` : requiredString(body, 'reference', 'Invalid reference');
+    const tx = newTransaction({
+      reference,
+      amount,
+      currency,
+      email,
+      authorizationCode,
+      metadata: body.metadata,
+    });
+    charges.push({
+      reference,
+      authorizationCode,
+      email,
+      amount: body.amount as number | string,
+      currency,
+      metadata: body.metadata,
+      outcome: behaviour.outcome,
+    });
+    tx.gatewayResponse = behaviour.gatewayResponse ?? DEFAULT_GATEWAY_RESPONSE[behaviour.outcome];
+    if (behaviour.outcome === 'success') {
+      tx.status = 'success';
+      tx.paidAt = new Date().toISOString();
+    } else {
+      tx.status = behaviour.outcome === 'send_otp' ? 'send_otp' : 'failed';
+    }
+    if (behaviour.delayMs) await sleep(behaviour.delayMs);
+    return [200, { status: true, message: 'Charge attempted', data: transactionData(tx) }];
+  }
+
+  function initialize(body: Record<string, unknown>): [number, unknown] {
+    const email = requiredString(body, 'email', 'Email is required');
+    const amount = kobo(body.amount);
+    const currency = currencyOf(body);
+    const reference =
+      body.reference === undefined ? `T${nextId}` : requiredString(body, 'reference', 'Invalid reference');
+    const tx = newTransaction({
+      reference,
+      amount,
+      currency,
+      email,
+      authorizationCode: null,
+      metadata: body.metadata,
+    });
+    tx.status = 'abandoned';
+    tx.gatewayResponse = 'The transaction was not completed';
+    const accessCode = `ac_${tx.id.toString(36)}`;
+    const authorizationUrl = `${baseUrl}/checkout/${accessCode}`;
+    initializations.push({
+      reference,
+      email,
+      amount: body.amount as number | string,
+      currency,
+      callbackUrl: typeof body.callback_url === 'string' ? body.callback_url : undefined,
+      authorizationUrl,
+    });
+    return [
+      200,
+      {
+        status: true,
+        message: 'Authorization URL created',
+        data: { authorization_url: authorizationUrl, access_code: accessCode, reference },
+      },
+    ];
+  }
+
+  function verify(reference: string): [number, unknown] {
+    const tx = transactions.get(reference);
+    if (!tx) return [400, { status: false, message: 'Transaction reference not found' }];
+    return [200, { status: true, message: 'Verification successful', data: transactionData(tx) }];
+  }
+
+  async function route(req: IncomingMessage, rawBody: string): Promise<[number, unknown]> {
+    if (failures.count > 0) {
+      failures = { ...failures, count: failures.count - 1 };
+      return [failures.status, { status: false, message: 'An error occurred' }];
+    }
+    if (req.headers.authorization !== `Bearer ${secretKey}`)
+      return [401, { status: false, message: 'Invalid key' }];
+    const path = new URL(req.url ?? '/', 'http://paystack.invalid').pathname;
+    if (req.method === 'GET' && path.startsWith('/transaction/verify/')) {
+      return verify(decodeURIComponent(path.slice('/transaction/verify/'.length)));
+    }
+    if (req.method !== 'POST') return [404, { status: false, message: 'Route not found' }];
+    if (!(req.headers['content-type'] ?? '').includes('application/json')) {
+      return [400, { status: false, message: 'Content-Type must be application/json' }];
+    }
+    let body: unknown;
+    try {
+      body = JSON.parse(rawBody);
+    } catch {
+      return [400, { status: false, message: 'Invalid JSON body' }];
+    }
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      return [400, { status: false, message: 'Invalid JSON body' }];
+    }
+    // JSON.parse reads 1500.0 as 1500; Paystack sees the decimal point on the wire and refuses it.
+    if (/"amount"\s*:\s*"?-?\d*\.\d*/.test(rawBody))
+      return [400, { status: false, message: 'Invalid Amount Sent' }];
+    const fields = body as Record<string, unknown>;
+    if (path === '/transaction/charge_authorization') return chargeAuthorization(fields);
+    if (path === '/transaction/initialize') return initialize(fields);
+    return [404, { status: false, message: 'Route not found' }];
+  }
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      const rawBody = await readBody(req);
+      let status: number;
+      let payload: unknown;
+      try {
+        [status, payload] = await route(req, rawBody);
+      } catch (error) {
+        if (!(error instanceof RequestProblem)) throw error;
+        [status, payload] = [error.status, { status: false, message: error.message }];
+      }
+      requests.push({
+        method: req.method ?? '',
+        path: req.url ?? '',
+        authorization: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        rawBody,
+        status,
+      });
+      if (res.destroyed) return;
+      res.writeHead(status, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify(payload));
+    })().catch((error: unknown) => {
+      res.writeHead(500, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ status: false, message: String(error) }));
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve());
+  });
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  return {
+    url: baseUrl,
+    secretKey,
+    authorize: (code, behaviour) => void authorizations.set(code, behaviour),
+    failNext: (count, status) => {
+      failures = { count, status };
+    },
+    charges: () => [...charges],
+    initializations: () => [...initializations],
+    requests: () => [...requests],
+    reset: () => {
+      transactions.clear();
+      authorizations.clear();
+      charges = [];
+      initializations = [];
+      requests = [];
+      failures = { count: 0, status: 503 };
+    },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+}

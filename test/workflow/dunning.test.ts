@@ -1,0 +1,321 @@
+// The dunning lifecycle on the time-skipping server with the real policy durations, real PostgreSQL and real SMTP.
+import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { readCaughtMail } from '../../client/runtime/mailCatcher';
+import { ensureSearchAttributes } from '../../client/searchAttributes';
+import type { DunningStatus } from '../../domain/dunning';
+import { createBillopsWorker } from '../../workers/createWorker';
+import type { WorkerDependencies } from '../../workers/dependencies';
+import {
+  dunningStatusQuery,
+  extendGraceUpdate,
+  pauseSignal,
+  paymentFailedSignal,
+  paymentSucceededSignal,
+  resumeSignal,
+} from '../../workflows/definitions';
+import { dunningWorkflow } from '../../workflows/dunning';
+import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
+import { testEnv, workflowBundle } from '../support/testRuntime';
+import { testWorkerDependencies } from '../support/workerDeps';
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+let env: TestWorkflowEnvironment;
+let deps: WorkerDependencies;
+let bundle: { code: string };
+
+beforeAll(async () => {
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
+  });
+  await ensureSearchAttributes(env.connection, 'default');
+  deps = testWorkerDependencies();
+  bundle = workflowBundle();
+});
+
+afterAll(async () => {
+  await deps?.close();
+  await env?.teardown();
+});
+
+async function newWorker(taskQueue: string): Promise<Worker> {
+  return createBillopsWorker({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    deps,
+    workflowBundle: bundle,
+  });
+}
+
+/** Hours after the first failure at which each timeline event was due, in workflow time. */
+function hoursByEvent(status: DunningStatus): string[] {
+  const t0 = Date.parse(status.timeline[0]!.at);
+  return status.timeline.map((e) => `${e.event} @ ${(Date.parse(e.dueAt ?? e.at) - t0) / HOUR}h`);
+}
+
+/** Every scheduled step was performed within a minute of when it was due. */
+function lateness(status: DunningStatus): number {
+  return Math.max(
+    ...status.timeline.filter((e) => e.dueAt).map((e) => Date.parse(e.at) - Date.parse(e.dueAt!)),
+  );
+}
+
+/** Workflow-clock offsets carry the few real milliseconds between a test's signals; compare to the second. */
+function toSeconds(ms: number): number {
+  return Math.round(ms / 1000);
+}
+
+function subjectsTo(address: string): string[] {
+  return readCaughtMail(testEnv('mailDir'))
+    .filter((m) => m.to.includes(address))
+    .map((m) => m.subject);
+}
+
+/**
+ * Waits in real time until the lifecycle has recorded an event. Skipping time while the first activities are still
+ * in flight trips the time-skipping server ("invalid history builder state"), so tests let t=0 settle first.
+ */
+async function settled(
+  handle: { query: (q: typeof dunningStatusQuery) => Promise<DunningStatus> },
+  event: string,
+) {
+  for (let i = 0; i < 200; i++) {
+    const status = await handle.query(dunningStatusQuery);
+    if (status.timeline.some((e) => e.event === event)) return status;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`the lifecycle never recorded "${event}"`);
+}
+
+async function startLifecycle(tenant: TestTenant, taskQueue: string) {
+  const invoice = await insertOpenInvoice(deps.pool, tenant.id);
+  const handle = await env.client.workflow.signalWithStart(dunningWorkflow, {
+    workflowId: `dunning-${tenant.id}`,
+    taskQueue,
+    args: [dunningInput(tenant, invoice)],
+    signal: paymentFailedSignal,
+    signalArgs: [invoice],
+  });
+  return { handle, invoice };
+}
+
+describe('dunningWorkflow on the time-skipping server', () => {
+  it('Pro, never paid: retries, notices, soft limit, hard limit, suspension and deletion at the runbook times', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const taskQueue = `dunning-pro-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    let status: DunningStatus | undefined;
+    const outcome = await worker.runUntil(async () => {
+      const result = await handle.result();
+      status = await handle.query(dunningStatusQuery);
+      return result;
+    });
+    expect(outcome).toEqual({ tenantId: tenant.id, phase: 'deleted', paidInvoices: [] });
+    expect(hoursByEvent(status!)).toEqual([
+      'payment failed @ 0h',
+      'retry-1 @ 0h',
+      'warning @ 0h',
+      'retry-2 @ 6h',
+      'retry-3 @ 24h',
+      'retry-4 @ 48h',
+      'past-due-7d @ 168h',
+      'soft-limit @ 168h',
+      'hard-limit @ 240h',
+      'past-due-14d @ 336h',
+      'suspension @ 336h',
+      'past-due-21d @ 504h',
+      'deletion @ 2496h',
+    ]);
+    expect(lateness(status!)).toBeLessThan(60_000);
+    // No processor is configured in this worker: each retry is recorded as failed for that reason.
+    expect(status!.timeline[1]?.detail).toMatch(/failed \(no stripe processor configured/);
+
+    // One of each, in the order sent: the failure notice, the downgrade warning, reminders at 7/14/21 days, the limits.
+    expect(subjectsTo(tenant.billingEmail).map((s) => s.replace(` - Account #${tenant.id}`, ''))).toEqual([
+      'Payment Issue',
+      'Service Limits Ahead',
+      'Payment Reminder',
+      'Service Limited',
+      'New API Requests Blocked',
+      'Payment Reminder',
+      'Account Suspended',
+      'Payment Reminder',
+    ]);
+
+    const controls = await deps.pool.query(
+      `SELECT rate_limit_percent, api_blocked, suspended FROM service_control_changes
+        WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY id`,
+      [tenant.id, `dunning-${tenant.id}`],
+    );
+    expect(controls.rows).toEqual([
+      { rate_limit_percent: 10, api_blocked: false, suspended: false },
+      { rate_limit_percent: 10, api_blocked: true, suspended: false },
+      { rate_limit_percent: 10, api_blocked: true, suspended: true },
+    ]);
+    const decision = await deps.pool.query('SELECT line FROM decisions WHERE workflow_id = $1', [
+      `dunning-${tenant.id}`,
+    ]);
+    expect(decision.rows).toHaveLength(1);
+    expect(decision.rows[0].line).toMatch(
+      / \| OPERATOR=billops \| ACTION=billing_incident \| TYPE=dunning_data_deletion \| TENANTS=1 \| /,
+    );
+    const tenantRow = await deps.pool.query('SELECT deleted_at FROM tenants WHERE id = $1', [tenant.id]);
+    expect(tenantRow.rows[0].deleted_at).not.toBeNull();
+    const record = await deps.pool.query('SELECT phase, outcome FROM dunning_records WHERE tenant_id = $1', [
+      tenant.id,
+    ]);
+    expect(record.rows).toEqual([{ phase: 'deleted', outcome: 'deleted' }]);
+  });
+
+  it('Enterprise paid while soft limited: account manager contacted at 14 days, then service restored and confirmed', async () => {
+    const tenant = await insertTenant(deps.pool, 'enterprise');
+    const taskQueue = `dunning-ent-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const { handle, invoice } = await startLifecycle(tenant, taskQueue);
+    const outcome = await worker.runUntil(async () => {
+      await settled(handle, 'retry-1');
+      await env.sleep(15 * DAY);
+      const status = await handle.query(dunningStatusQuery);
+      expect(status.phase).toBe('soft_limited');
+      const limited = await deps.pool.query(
+        'SELECT rate_limit_percent FROM service_controls WHERE tenant_id = $1',
+        [tenant.id],
+      );
+      expect(limited.rows[0].rate_limit_percent).toBe(10);
+      await handle.signal(paymentSucceededSignal, { invoiceId: invoice.invoiceId, reference: 'ch_manual_1' });
+      return handle.result();
+    });
+    expect(outcome).toEqual({ tenantId: tenant.id, phase: 'recovered', paidInvoices: [invoice.invoiceId] });
+    const controls = await deps.pool.query(
+      'SELECT rate_limit_percent, api_blocked, suspended, read_only FROM service_controls WHERE tenant_id = $1',
+      [tenant.id],
+    );
+    expect(controls.rows[0]).toEqual({
+      rate_limit_percent: 100,
+      api_blocked: false,
+      suspended: false,
+      read_only: false,
+    });
+    expect(subjectsTo(tenant.accountManagerEmail)).toHaveLength(1);
+    expect(subjectsTo(tenant.billingEmail)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/received|recovered|thank/i)]),
+    );
+    const record = await deps.pool.query(
+      'SELECT outcome, closed_at FROM dunning_records WHERE tenant_id = $1',
+      [tenant.id],
+    );
+    expect(record.rows[0].outcome).toBe('recovered');
+    expect(record.rows[0].closed_at).not.toBeNull();
+  });
+
+  it('a second failed invoice joins the running lifecycle; paying one of two does not recover', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const taskQueue = `dunning-two-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const { handle, invoice: first } = await startLifecycle(tenant, taskQueue);
+    const second = await insertOpenInvoice(deps.pool, tenant.id, { totalMinor: 1500 });
+    const joined = await env.client.workflow.signalWithStart(dunningWorkflow, {
+      workflowId: `dunning-${tenant.id}`,
+      taskQueue,
+      args: [dunningInput(tenant, second)],
+      signal: paymentFailedSignal,
+      signalArgs: [second],
+    });
+    expect(joined.signaledRunId).toBe(handle.signaledRunId);
+    const outcome = await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await env.sleep(2 * DAY + HOUR);
+      await handle.signal(paymentSucceededSignal, { invoiceId: first.invoiceId });
+      await env.sleep(HOUR);
+      const status = await handle.query(dunningStatusQuery);
+      expect(status.phase).not.toBe('recovered');
+      expect(status.outstandingInvoices.map((i) => i.invoiceId)).toEqual([second.invoiceId]);
+      await handle.signal(paymentSucceededSignal, { invoiceId: second.invoiceId });
+      return handle.result();
+    });
+    expect(outcome.phase).toBe('recovered');
+    expect(outcome.paidInvoices.sort()).toEqual([first.invoiceId, second.invoiceId].sort());
+  });
+
+  it('a pause freezes the clock: resuming moves the soft limit by the time spent paused', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const taskQueue = `dunning-pause-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await env.sleep(DAY);
+      await handle.signal(pauseSignal, { operator: 'ops@billops.test', reason: 'stripe outage' });
+      await env.sleep(3 * DAY);
+      const paused = await handle.query(dunningStatusQuery);
+      expect(paused.paused).toBe(true);
+      expect(paused.nextAction).toBeNull();
+      await handle.signal(resumeSignal, { operator: 'ops@billops.test' });
+      await env.sleep(7 * DAY);
+      const status = await handle.query(dunningStatusQuery);
+      const t0 = Date.parse(status.timeline[0]!.at);
+      expect(toSeconds(Date.parse(status.deadlines.softLimitAt) - t0)).toBe(toSeconds(10 * DAY));
+      expect(status.phase).toBe('soft_limited');
+      const softLimit = status.timeline.find((e) => e.event === 'soft-limit');
+      expect(toSeconds(Date.parse(softLimit!.dueAt!) - t0)).toBe(toSeconds(10 * DAY));
+      expect(status.timeline.find((e) => e.event === 'paused')).toMatchObject({
+        operator: 'ops@billops.test',
+        reason: 'stripe outage',
+      });
+      await handle.terminate('test done');
+    });
+  });
+
+  it('extendGrace validates its arguments and answers with the new deadlines', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const taskQueue = `dunning-extend-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await env.sleep(HOUR);
+      for (const days of [0, -1, 91]) {
+        await expect(
+          handle.executeUpdate(extendGraceUpdate, {
+            args: [{ days, reason: 'test', operator: 'cs@billops.test' }],
+          }),
+        ).rejects.toThrow(WorkflowUpdateFailedError);
+      }
+      const deadlines = await handle.executeUpdate(extendGraceUpdate, {
+        args: [{ days: 5, reason: 'bank transfer pending', operator: 'cs@billops.test' }],
+      });
+      const status = await handle.query(dunningStatusQuery);
+      const t0 = Date.parse(status.timeline[0]!.at);
+      expect(toSeconds(Date.parse(deadlines.graceEndsAt) - t0)).toBe(toSeconds(12 * DAY));
+      expect(toSeconds(Date.parse(deadlines.suspensionAt) - t0)).toBe(toSeconds(19 * DAY));
+      expect(status.timeline.at(-1)).toMatchObject({
+        event: 'grace extended',
+        operator: 'cs@billops.test',
+        reason: 'bank transfer pending',
+      });
+      await handle.terminate('test done');
+    });
+  });
+
+  it('refuses a Free tenant with a non-retryable error', async () => {
+    const tenant = await insertTenant(deps.pool, 'free');
+    const taskQueue = `dunning-free-${tenant.id}`;
+    const worker = await newWorker(taskQueue);
+    const invoice = { invoiceId: 'in_free', amountMinor: 100, currency: 'USD' };
+    const handle = await env.client.workflow.start(dunningWorkflow, {
+      workflowId: `dunning-${tenant.id}`,
+      taskQueue,
+      args: [dunningInput(tenant, invoice, 'none')],
+    });
+    const failure = await worker.runUntil(handle.result().catch((err: unknown) => err));
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (failure as WorkflowFailedError).cause as { type?: string; message: string };
+    expect(cause.type).toBe('DunningRefused');
+    expect(cause.message).toMatch(/free tier, which has no payment processing/);
+  });
+});
