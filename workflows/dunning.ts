@@ -66,8 +66,9 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     throw err;
   }
   const retry = input.policy.apiRetry;
+  // A lost worker's activity is retried after this timeout; every call here finishes in seconds when healthy.
   const act = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '2 minutes',
+    startToCloseTimeout: '30 seconds',
     retry: {
       initialInterval: retry.initialIntervalMs,
       maximumInterval: retry.maximumIntervalMs,
