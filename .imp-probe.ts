@@ -1,0 +1,3 @@
+import './client/dunning';
+import './db/tenants';
+import './client/temporal';
