@@ -1,103 +1,162 @@
-// The operator CLI `billops`: database and tenant commands now; workflow steering commands join here.
-import { parseArgs } from 'node:util';
-import { migrate } from '../db/migrate';
-import { createPool, describeDatabaseUrl } from '../db/pool';
-import { addTenant, listTenants } from '../db/tenants';
-import { loadConfig } from './config';
+// The operator CLI `billops`: a table of commands, each a function in client/cli/, and the exit codes of DESIGN.md.
+import { UsageError, type CommandRun } from './cli/common';
 
-const usage = `usage: billops <command> [options]
-
-commands:
-  db migrate                       apply pending database migrations (DATABASE_URL)
-  tenants list [--json]            list tenants
-  tenants add --id ID --name NAME --tier free|pro|enterprise --email ADDRESS
-              [--billing-email ADDRESS] [--currency USD] [--processor stripe|paystack|none]
-  help                             this text
-
-exit codes: 0 done, 1 not found or refused, 2 bad arguments or configuration`;
-
-export class UsageError extends Error {}
-
-function requireDatabaseUrl(): string {
-  const config = loadConfig();
-  if (!config.databaseUrl) {
-    throw new UsageError(
-      'DATABASE_URL is not set; the CLI works on a real PostgreSQL (npm start prints the embedded one).',
-    );
-  }
-  return config.databaseUrl;
+interface Command {
+  /** The words that select it, e.g. `dunning start`. */
+  name: string;
+  synopsis: string[];
+  summary: string;
+  run: CommandRun;
 }
 
-async function run(argv: string[]): Promise<number> {
-  const [command, sub, ...rest] = argv;
-  if (!command || command === 'help' || command === '--help') {
-    console.log(usage);
-    return command ? 0 : 2;
+// Each group is loaded when used, so `tenants list` does not pay for the Temporal client.
+const db = () => import('./cli/db');
+const tenants = () => import('./cli/tenants');
+const dunning = () => import('./cli/dunning');
+const status = () => import('./cli/status');
+const steering = () => import('./cli/steering');
+
+const commands: Command[] = [
+  {
+    name: 'dunning start',
+    synopsis: [
+      'dunning start --tenant ID --invoice ID --amount MINOR [--currency USD] [--tier pro] [--processor stripe] [--json]',
+    ],
+    summary: "start the tenant's dunning lifecycle for a failed invoice, or join the running one",
+    run: async (args) => (await dunning()).dunningStart(args),
+  },
+  {
+    name: 'dunning list',
+    synopsis: ['dunning list [--tenant ID] [--phase P] [--processor stripe] [--tier pro] [--json]'],
+    summary: 'running dunning lifecycles, from the search attributes',
+    run: async (args) => (await dunning()).dunningList(args),
+  },
+  {
+    name: 'status',
+    synopsis: ['status <workflowId> [--json]'],
+    summary: 'phase, paused, outstanding invoices, deadlines, next action and timeline',
+    run: async (args) => (await status()).status(args),
+  },
+  {
+    name: 'pause',
+    synopsis: [
+      'pause <workflowId> [--reason TEXT] [--operator NAME]',
+      'pause --where FILTER [--reason TEXT] [--operator NAME]',
+    ],
+    summary: "stop a lifecycle's clock (one workflow, or every lifecycle the visibility filter selects)",
+    run: async (args) => (await steering()).pause(args),
+  },
+  {
+    name: 'resume',
+    synopsis: ['resume <workflowId> [--operator NAME]', 'resume --where FILTER [--operator NAME]'],
+    summary: 'restart the clock; later deadlines move by the time spent paused',
+    run: async (args) => (await steering()).resume(args),
+  },
+  {
+    name: 'extend-grace',
+    synopsis: [
+      'extend-grace <tenantId> --days N --reason TEXT [--operator NAME] [--json]',
+      'extend-grace --where FILTER --hours N --reason TEXT [--operator NAME]',
+    ],
+    summary:
+      'move grace end and every later step; prints the new deadlines, or how many lifecycles it reached',
+    run: async (args) => (await steering()).extendGrace(args),
+  },
+  {
+    name: 'tenants list',
+    synopsis: ['tenants list [--json]'],
+    summary: 'list tenants (DATABASE_URL)',
+    run: async (args) => (await tenants()).tenantsList(args),
+  },
+  {
+    name: 'tenants add',
+    synopsis: [
+      'tenants add --id ID --name NAME --tier free|pro|enterprise --email ADDRESS',
+      '            [--billing-email ADDRESS] [--currency USD] [--processor stripe|paystack|none]',
+    ],
+    summary: 'add a tenant (DATABASE_URL)',
+    run: async (args) => (await tenants()).tenantsAdd(args),
+  },
+  {
+    name: 'db migrate',
+    synopsis: ['db migrate'],
+    summary: 'apply pending database migrations (DATABASE_URL)',
+    run: async (args) => (await db()).dbMigrate(args),
+  },
+];
+
+const usage = [
+  'usage: billops <command> [options]',
+  '',
+  'commands:',
+  ...commands.flatMap((c) => [...c.synopsis.map((line) => `  ${line}`), `      ${c.summary}`]),
+  '  help',
+  '',
+  'FILTER is a Temporal visibility filter over TenantId, BillingTier, DunningPhase, PaymentProcessor,',
+  `e.g. "PaymentProcessor = 'stripe' AND DunningPhase IN ('grace', 'warning')".`,
+  'The operator is --operator, else BILLOPS_OPERATOR, else your OS user name.',
+  'Temporal: TEMPORAL_ADDRESS (default 127.0.0.1:7233, where `npm start` listens), TEMPORAL_NAMESPACE,',
+  'TEMPORAL_API_KEY or TEMPORAL_TLS_CERT/_KEY, BILLOPS_TASK_QUEUE. Database: DATABASE_URL.',
+  '',
+  'exit codes: 0 done, 1 not found or refused, 2 bad arguments or configuration',
+].join('\n');
+
+function commandUsage(command: Command): string {
+  return command.synopsis.map((line, i) => `${i === 0 ? 'usage:' : '      '} billops ${line}`).join('\n');
+}
+
+/** The command whose name is the longest run of leading words, e.g. `dunning start` before a `dunning`. */
+function findCommand(argv: string[]): { command: Command; args: string[] } | undefined {
+  for (const words of [2, 1]) {
+    const command = commands.find((c) => c.name === argv.slice(0, words).join(' '));
+    if (command) return { command, args: argv.slice(words) };
   }
-  if (command === 'db' && sub === 'migrate') {
-    const url = requireDatabaseUrl();
-    const applied = await migrate(url, { log: (line) => console.log(line) });
-    console.log(
-      `${describeDatabaseUrl(url)}: ${applied.length} migrations applied${applied.length ? ': ' + applied.join(', ') : ''}`,
-    );
+  return undefined;
+}
+
+function isUsageError(err: Error): boolean {
+  return (
+    err instanceof UsageError ||
+    Boolean((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) ||
+    err.name === 'ZodError' ||
+    err.name === 'TenantInputError'
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first] = argv;
+  if (first === undefined || ['help', '--help', '-h'].includes(first)) {
+    console.log(usage);
+    return first === undefined ? 2 : 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    console.error(`billops: unknown command: ${argv.join(' ')}\n\n${usage}`);
+    return 2;
+  }
+  const { command, args } = found;
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`${commandUsage(command)}\n\n${command.summary}`);
     return 0;
   }
-  if (command === 'tenants' && sub === 'list') {
-    const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, strict: true });
-    const pool = createPool(requireDatabaseUrl(), { max: 1 });
-    try {
-      const tenants = await listTenants(pool);
-      if (values.json) console.log(JSON.stringify(tenants, null, 2));
-      else for (const t of tenants) console.log(`${t.id.padEnd(20)} ${t.tier.padEnd(11)} ${t.name}`);
-      return 0;
-    } finally {
-      await pool.end();
+  try {
+    return await command.run(args);
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    // One line, no stack trace: refusals, not-found and unreachable servers are the operator's to act on.
+    console.error(`billops: ${error.message}`);
+    if (isUsageError(error)) {
+      console.error(`\n${commandUsage(command)}\n(billops help lists every command)`);
+      return 2;
     }
+    return 1;
   }
-  if (command === 'tenants' && sub === 'add') {
-    const { values } = parseArgs({
-      args: rest,
-      strict: true,
-      options: {
-        id: { type: 'string' },
-        name: { type: 'string' },
-        tier: { type: 'string' },
-        email: { type: 'string' },
-        'billing-email': { type: 'string' },
-        currency: { type: 'string' },
-        processor: { type: 'string' },
-      },
-    });
-    const pool = createPool(requireDatabaseUrl(), { max: 1 });
-    try {
-      const tenant = await addTenant(pool, {
-        id: values.id,
-        name: values.name,
-        tier: values.tier,
-        email: values.email,
-        billingEmail: values['billing-email'],
-        currency: values.currency,
-        paymentProcessor: values.processor,
-      });
-      console.log(`added tenant ${tenant.id} (${tenant.tier})`);
-      return 0;
-    } finally {
-      await pool.end();
-    }
-  }
-  throw new UsageError(`unknown command: ${argv.join(' ')}`);
 }
 
-run(process.argv.slice(2)).then(
+main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: Error) => {
-    const isUsage =
-      err instanceof UsageError ||
-      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS') ||
-      err.name === 'ZodError' ||
-      err.name === 'TenantInputError';
     console.error(`billops: ${err.message}`);
-    if (isUsage) console.error(`\n${usage}`);
-    process.exit(isUsage ? 2 : 1);
+    process.exit(1);
   },
 );

@@ -74,7 +74,12 @@ export async function signalDunningWhere(
   const query = dunningQuery(filter);
   const { name, arg, operator, reason } =
     signal.kind === 'extendGrace'
-      ? { name: extendGraceSignal.name, arg: signal.extension, operator: signal.extension.operator, reason: signal.extension.reason }
+      ? {
+          name: extendGraceSignal.name,
+          arg: signal.extension,
+          operator: signal.extension.operator,
+          reason: signal.extension.reason,
+        }
       : {
           name: (signal.kind === 'pause' ? pauseSignal : resumeSignal).name,
           arg: signal.action,
@@ -107,7 +112,9 @@ export async function signalDunningWhere(
       return { jobId, query, selected: total, reached: complete, failed };
     }
     if (Date.now() > deadline) {
-      throw new Error(`batch operation ${jobId} still running after its wait; follow it with: temporal batch describe --job-id ${jobId}`);
+      throw new Error(
+        `batch operation ${jobId} still running after its wait; follow it with: temporal batch describe --job-id ${jobId}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 500));
   }

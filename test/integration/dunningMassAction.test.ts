@@ -26,13 +26,22 @@ describe('mass action over dunning lifecycles', () => {
     deps = testWorkerDependencies();
     nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
     client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
-    worker = await createBillopsWorker({ connection: nativeConnection, namespace: 'default', taskQueue, deps, workflowBundle: workflowBundle() });
+    worker = await createBillopsWorker({
+      connection: nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      deps,
+      workflowBundle: workflowBundle(),
+    });
     running = worker.run();
   });
 
   afterAll(async () => {
     for (const { tenant } of tenants) {
-      await client.workflow.getHandle(dunningWorkflowId(tenant.id)).terminate('test done').catch(() => undefined);
+      await client.workflow
+        .getHandle(dunningWorkflowId(tenant.id))
+        .terminate('test done')
+        .catch(() => undefined);
     }
     worker?.shutdown();
     await running;
@@ -69,22 +78,37 @@ describe('mass action over dunning lifecycles', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     for (const { tenant } of tenants) {
-      before.set(tenant.id, await client.workflow.getHandle(dunningWorkflowId(tenant.id)).query(dunningStatusQuery));
+      before.set(
+        tenant.id,
+        await client.workflow.getHandle(dunningWorkflowId(tenant.id)).query(dunningStatusQuery),
+      );
     }
 
-    const report = await signalDunningWhere(client, `${ours} AND PaymentProcessor = 'stripe' AND DunningPhase IN ('retrying', 'grace', 'warning')`, {
-      kind: 'extendGrace',
-      extension: { hours: 48, reason: 'Stripe outage INC-42', operator: 'oncall@billops.test' },
-    });
+    const report = await signalDunningWhere(
+      client,
+      `${ours} AND PaymentProcessor = 'stripe' AND DunningPhase IN ('retrying', 'grace', 'warning')`,
+      {
+        kind: 'extendGrace',
+        extension: { hours: 48, reason: 'Stripe outage INC-42', operator: 'oncall@billops.test' },
+      },
+    );
     const stripeCount = tenants.filter((t) => t.processor === 'stripe').length;
     expect(report).toMatchObject({ selected: stripeCount, reached: stripeCount, failed: 0 });
 
     for (const { tenant, processor } of tenants) {
       const after = await client.workflow.getHandle(dunningWorkflowId(tenant.id)).query(dunningStatusQuery);
-      const moved = Date.parse(after.deadlines.graceEndsAt) - Date.parse(before.get(tenant.id)!.deadlines.graceEndsAt);
-      expect({ tenant: tenant.id, moved }).toEqual({ tenant: tenant.id, moved: processor === 'stripe' ? 48 * HOUR : 0 });
+      const moved =
+        Date.parse(after.deadlines.graceEndsAt) - Date.parse(before.get(tenant.id)!.deadlines.graceEndsAt);
+      expect({ tenant: tenant.id, moved }).toEqual({
+        tenant: tenant.id,
+        moved: processor === 'stripe' ? 48 * HOUR : 0,
+      });
       if (processor === 'stripe') {
-        expect(after.timeline.at(-1)).toMatchObject({ event: 'grace extended', operator: 'oncall@billops.test', reason: 'Stripe outage INC-42' });
+        expect(after.timeline.at(-1)).toMatchObject({
+          event: 'grace extended',
+          operator: 'oncall@billops.test',
+          reason: 'Stripe outage INC-42',
+        });
       }
     }
   });
@@ -92,7 +116,9 @@ describe('mass action over dunning lifecycles', () => {
   it('shows each lifecycle in the Web UI with its search attributes and a readable summary', async () => {
     const { tenant } = tenants[0]!;
     const description = await client.workflow.getHandle(dunningWorkflowId(tenant.id)).describe();
-    expect(await description.staticSummary()).toMatch(new RegExp(`^Dunning · m[a-z0-9]+-${tenant.id} \\(Pro\\) · stripe$`));
+    expect(await description.staticSummary()).toMatch(
+      new RegExp(`^Dunning · m[a-z0-9]+-${tenant.id} \\(Pro\\) · stripe$`),
+    );
     const attributes = description.typedSearchAttributes;
     const value = (name: string) => attributes.getAll().find((p) => p.key.name === name)?.value;
     expect(value('TenantId')).toBe(tenant.id);

@@ -2,6 +2,7 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import { createPaystackGateway } from '../../activities/payments/paystack';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
 import { ensureSearchAttributes } from '../../client/searchAttributes';
 import type { DunningStatus } from '../../domain/dunning';
@@ -17,6 +18,7 @@ import {
 } from '../../workflows/definitions';
 import { dunningWorkflow } from '../../workflows/dunning';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
+import { startPaystackFake } from '../support/paystackFake';
 import { testEnv, workflowBundle } from '../support/testRuntime';
 import { testWorkerDependencies } from '../support/workerDeps';
 
@@ -157,6 +159,10 @@ describe('dunningWorkflow on the time-skipping server', () => {
       { rate_limit_percent: 10, api_blocked: true, suspended: false },
       { rate_limit_percent: 10, api_blocked: true, suspended: true },
     ]);
+    const dashboard = await deps.pool.query('SELECT kind FROM dashboard_notifications WHERE tenant_id = $1', [
+      tenant.id,
+    ]);
+    expect(dashboard.rows).toEqual([]); // deleted with the tenant's data after 90 days
     const decision = await deps.pool.query('SELECT line FROM decisions WHERE workflow_id = $1', [
       `dunning-${tenant.id}`,
     ]);
@@ -182,6 +188,12 @@ describe('dunningWorkflow on the time-skipping server', () => {
       await env.sleep(15 * DAY);
       const status = await handle.query(dunningStatusQuery);
       expect(status.phase).toBe('soft_limited');
+      // The Web UI's "current details" line follows the phase.
+      const metadata = await handle.query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      const softLimitDay = status.deadlines.hardLimitAt.slice(0, 10);
+      expect(metadata.currentDetails).toBe(
+        `Dunning · ${tenant.id} (Enterprise) · soft limited until ${softLimitDay}`,
+      );
       const limited = await deps.pool.query(
         'SELECT rate_limit_percent FROM service_controls WHERE tenant_id = $1',
         [tenant.id],
@@ -300,6 +312,60 @@ describe('dunningWorkflow on the time-skipping server', () => {
       });
       await handle.terminate('test done');
     });
+  });
+
+  it('Paystack hard decline: retried no more; the failure notice carries the Paystack payment link', async () => {
+    const fake = await startPaystackFake();
+    const paystackDeps = testWorkerDependencies({
+      gateways: {
+        paystack: createPaystackGateway({ secretKey: fake.secretKey, baseUrl: fake.url, timeoutSeconds: 10 }),
+      },
+    });
+    try {
+      const tenant = await insertTenant(deps.pool, 'pro', {
+        processor: 'paystack',
+        paystackAuthorization: 'AUTH_stolen',
+      });
+      fake.authorize('AUTH_stolen', { outcome: 'hard_decline' });
+      const invoice = await insertOpenInvoice(deps.pool, tenant.id, {
+        processor: 'paystack',
+        totalMinor: 2_500_000,
+      });
+      const taskQueue = `dunning-paystack-${tenant.id}`;
+      const worker = await createBillopsWorker({
+        connection: env.nativeConnection,
+        namespace: 'default',
+        taskQueue,
+        deps: paystackDeps,
+        workflowBundle: bundle,
+      });
+      const handle = await env.client.workflow.start(dunningWorkflow, {
+        workflowId: `dunning-${tenant.id}`,
+        taskQueue,
+        args: [dunningInput(tenant, invoice, 'paystack')],
+      });
+      const status = await worker.runUntil(async () => {
+        await settled(handle, 'warning');
+        await env.sleep(3 * DAY);
+        const current = await handle.query(dunningStatusQuery);
+        await handle.terminate('test done');
+        return current;
+      });
+      expect(status.timeline.filter((e) => e.event.startsWith('retry-')).map((e) => e.event)).toEqual([
+        'retry-1',
+      ]);
+      expect(status.timeline.find((e) => e.event === 'hard decline: no further retries')).toBeDefined();
+      expect(status.phase).toBe('warning');
+      expect(fake.charges()).toHaveLength(1);
+      expect(fake.charges()[0]).toMatchObject({ amount: 2_500_000, authorizationCode: 'AUTH_stolen' });
+      const notice = readCaughtMail(testEnv('mailDir')).find(
+        (m) => m.to.includes(tenant.billingEmail) && m.subject.startsWith('Payment Issue'),
+      );
+      expect(notice?.text).toContain(fake.initializations()[0]!.authorizationUrl);
+    } finally {
+      await paystackDeps.close();
+      await fake.close();
+    }
   });
 
   it('refuses a Free tenant with a non-retryable error', async () => {

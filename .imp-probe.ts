@@ -1,3 +1,0 @@
-import './client/dunning';
-import './db/tenants';
-import './client/temporal';
