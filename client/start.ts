@@ -9,18 +9,21 @@ import { seedDemoTenants } from '../db/seed';
 import { createBillopsWorker, connectWorker } from '../workers/createWorker';
 import { createWorkerDependencies } from '../workers/dependencies';
 import { createGatewaysFromConfig } from '../activities/payments';
+import { createStripeGateway } from '../activities/payments/stripe';
 import { loadConfig } from './config';
 import { buildIngress } from './ingress/server';
 import { startEmbeddedPostgres } from './runtime/embeddedPostgres';
 import { startMailCatcher } from './runtime/mailCatcher';
 import { ChildSupervisor } from './runtime/processes';
 import { startTemporalDevServer } from './runtime/temporalDevServer';
-import { findTemporalCli, projectRoot, provision } from './runtime/tools';
+import { startStripeMock } from './runtime/stripeMock';
+import { findStripeMock, findTemporalCli, projectRoot, provision } from './runtime/tools';
 import { ensureSearchAttributes } from './searchAttributes';
 import { connectClient } from './temporal';
 
 const EMBEDDED_PG_PORT = Number(process.env.BILLOPS_EMBEDDED_PG_PORT ?? 54329);
 const EMBEDDED_SMTP_PORT = Number(process.env.BILLOPS_EMBEDDED_SMTP_PORT ?? 2525);
+const EMBEDDED_STRIPE_MOCK_PORT = 12111;
 
 type Stopper = { name: string; stop: () => Promise<unknown> };
 
@@ -101,14 +104,29 @@ async function main(): Promise<void> {
       mailbox = `${catcher.dir} (one JSON file per message)`;
     }
 
-    // 4. The worker and the ingress, on the same dependencies.
+    // 4. Stripe: the configured account, else stripe-mock where installed, so demo retries reach a Stripe-shaped API.
+    let gateways = createGatewaysFromConfig(config);
+    let stripeNote = config.stripe.secretKey ? 'configured (STRIPE_SECRET_KEY)' : 'not configured: retries are recorded as failed';
+    const stripeMockBin = config.stripe.secretKey ? undefined : findStripeMock();
+    if (stripeMockBin) {
+      const mock = await startStripeMock(supervisor, {
+        binPath: stripeMockBin,
+        port: EMBEDDED_STRIPE_MOCK_PORT,
+        httpsPort: EMBEDDED_STRIPE_MOCK_PORT + 1,
+        logFile: join(dataDir, 'logs', 'stripe-mock.log'),
+      });
+      gateways = { ...gateways, stripe: createStripeGateway({ secretKey: 'sk_test_stripe_mock', apiBase: mock.apiBase }) };
+      stripeNote = `stripe-mock at ${mock.apiBase} (set STRIPE_SECRET_KEY for a real account)`;
+    }
+
+    // 5. The worker and the ingress, on the same dependencies.
     const deps = createWorkerDependencies({
       databaseUrl,
       smtpUrl,
       mailFrom: config.mailFrom,
       billingPortalUrl: config.billingPortalUrl,
       decisionsLogPath: resolve(config.decisionsLogPath),
-      gateways: createGatewaysFromConfig(config),
+      gateways,
       poolMax: embeddedDb ? 1 : 10,
     });
     stoppers.push({ name: 'database pool and mailer', stop: () => deps.close() });
@@ -150,6 +168,7 @@ async function main(): Promise<void> {
         `  Ingress           http://${config.ingress.host}:${config.ingress.port}/healthz  and /metrics`,
         `  Database          ${describeDatabaseUrl(databaseUrl)}${embeddedDb ? ' (embedded, kept under .data/pglite)' : ''}`,
         `  Mail              ${mailbox}`,
+        `  Stripe            ${stripeNote}`,
         `  Logs              ${join(dataDir, 'logs')}`,
         'Press Ctrl-C to stop everything.',
       ].join('\n'),

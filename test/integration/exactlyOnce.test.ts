@@ -47,6 +47,18 @@ async function eventually<T>(
   }
 }
 
+async function within<T>(timeoutMs: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 // ---- Worker processes ----
 
 interface WorkerProcess {
@@ -284,10 +296,11 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
         paystack = await startPaystackFake();
         stripe = await startStripeProxy(testEnv('stripeApiBase'), ANSWER_DELAY_MS);
 
+        // Enterprise tenants: their first step after retry-1 is days away (a Pro tenant's warning is due at once).
         // Paystack: a saved card that declines softly ("Insufficient Funds"), answering only after a delay.
         const authorization = `AUTH_${randomUUID().slice(0, 8)}`;
         paystack.authorize(authorization, { outcome: 'soft_decline', delayMs: ANSWER_DELAY_MS });
-        paystackTenant = await insertTenant(pool, 'pro', {
+        paystackTenant = await insertTenant(pool, 'enterprise', {
           processor: 'paystack',
           paystackAuthorization: authorization,
         });
@@ -297,7 +310,7 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
         paystackRetryKey = stepKey(paystackTenant, paystackRunId, `retry-1/${paystackInvoice.invoiceId}`);
 
         // Stripe: stripe-mock pays any invoice id; the proxy holds its first answer to /pay.
-        stripeTenant = await insertTenant(pool, 'pro', { processor: 'stripe' });
+        stripeTenant = await insertTenant(pool, 'enterprise', { processor: 'stripe' });
         stripeInvoice = await insertOpenInvoice(pool, stripeTenant.id, {
           processor: 'stripe',
           processorInvoiceId: stripeInvoiceId,
@@ -408,12 +421,7 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
     'Stripe: the retry sends /pay again under the same Idempotency-Key; one success row, one recovery email',
     () =>
       showingWorkerLogs(async () => {
-        const outcome = await Promise.race([
-          stripeHandle.result(),
-          sleep(75_000).then(() => {
-            throw new Error('the Stripe lifecycle did not recover within 75 s');
-          }),
-        ]);
+        const outcome = await within(75_000, 'the Stripe lifecycle recovering', stripeHandle.result());
         expect(outcome).toEqual({
           tenantId: stripeTenant.id,
           phase: 'recovered',
