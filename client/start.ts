@@ -106,7 +106,9 @@ async function main(): Promise<void> {
 
     // 4. Stripe: the configured account, else stripe-mock where installed, so demo retries reach a Stripe-shaped API.
     let gateways = createGatewaysFromConfig(config);
-    let stripeNote = config.stripe.secretKey ? 'configured (STRIPE_SECRET_KEY)' : 'not configured: retries are recorded as failed';
+    let stripeNote = config.stripe.secretKey
+      ? 'configured (STRIPE_SECRET_KEY)'
+      : 'not configured: retries are recorded as failed';
     const stripeMockBin = config.stripe.secretKey ? undefined : findStripeMock();
     if (stripeMockBin) {
       const mock = await startStripeMock(supervisor, {
@@ -115,7 +117,10 @@ async function main(): Promise<void> {
         httpsPort: EMBEDDED_STRIPE_MOCK_PORT + 1,
         logFile: join(dataDir, 'logs', 'stripe-mock.log'),
       });
-      gateways = { ...gateways, stripe: createStripeGateway({ secretKey: 'sk_test_stripe_mock', apiBase: mock.apiBase }) };
+      gateways = {
+        ...gateways,
+        stripe: createStripeGateway({ secretKey: 'sk_test_stripe_mock', apiBase: mock.apiBase }),
+      };
       stripeNote = `stripe-mock at ${mock.apiBase} (set STRIPE_SECRET_KEY for a real account)`;
     }
 
