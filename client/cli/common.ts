@@ -155,6 +155,7 @@ const WORKER_WAIT_MS = 20_000;
 export async function answeredByWorker<T>(
   client: Client,
   description: WorkflowExecutionDescription,
+  request: { what: string; mayStillApply?: boolean },
   call: () => Promise<T>,
 ): Promise<T> {
   const { isGrpcDeadlineError } = await import('@temporalio/client');
@@ -162,9 +163,12 @@ export async function answeredByWorker<T>(
     return await client.connection.withDeadline(Date.now() + WORKER_WAIT_MS, call);
   } catch (err) {
     if (!isGrpcDeadlineError(err)) throw err;
+    const later = request.mayStillApply
+      ? `; the request may still take effect when a worker picks it up (check with: billops status ${description.workflowId})`
+      : '';
     throw new Error(
-      `no worker answered for ${description.workflowId} within ${WORKER_WAIT_MS / 1000} s: ` +
-        `is a billops worker polling task queue ${description.taskQueue}?`,
+      `no worker answered ${request.what} of ${description.workflowId} within ${WORKER_WAIT_MS / 1000} s: ` +
+        `is a billops worker polling task queue ${description.taskQueue}?${later}`,
     );
   }
 }

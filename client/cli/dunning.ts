@@ -139,10 +139,10 @@ export async function dunningList(args: string[]): Promise<number> {
       found.push({
         workflowId: execution.workflowId,
         runId: execution.runId,
-        tenantId: attribute.get(TenantId) ?? '',
-        tier: attribute.get(BillingTier) ?? '',
-        phase: attribute.get(DunningPhase) ?? '',
-        processor: attribute.get(PaymentProcessor) ?? '',
+        tenantId: attribute.get(TenantId) ?? null,
+        tier: attribute.get(BillingTier) ?? null,
+        phase: attribute.get(DunningPhase) ?? null,
+        processor: attribute.get(PaymentProcessor) ?? null,
         startedAt: execution.startTime.toISOString(),
       });
     }
@@ -153,7 +153,9 @@ export async function dunningList(args: string[]): Promise<number> {
   else if (lifecycles.length === 0) console.log('no running dunning lifecycles match');
   else {
     const header = ['WORKFLOW ID', 'TENANT', 'TIER', 'PHASE', 'PROCESSOR', 'STARTED'];
-    const rows = lifecycles.map((l) => [l.workflowId, l.tenantId, l.tier, l.phase, l.processor, l.startedAt]);
+    const rows = lifecycles.map((l) =>
+      [l.workflowId, l.tenantId, l.tier, l.phase, l.processor, l.startedAt].map((cell) => cell ?? '-'),
+    );
     for (const line of columns([header, ...rows])) console.log(line);
   }
   return 0;

@@ -19,13 +19,17 @@ export async function status(args: string[]): Promise<number> {
     const execution = description.status.name.toLowerCase();
     if (description.type !== 'dunningWorkflow') {
       // Other workflow types answer the same `status` query name with their own shape.
-      const answer: unknown = await answeredByWorker(client, description, () => handle.query('status'));
+      const answer: unknown = await answeredByWorker(client, description, { what: 'the status query' }, () =>
+        handle.query('status'),
+      );
       if (values.json) printJson(answer);
       else
         console.log(`${workflowId} (${description.type}, ${execution})\n${JSON.stringify(answer, null, 2)}`);
       return 0;
     }
-    const dunning = await answeredByWorker(client, description, () => handle.query(dunningStatusQuery));
+    const dunning = await answeredByWorker(client, description, { what: 'the status query' }, () =>
+      handle.query(dunningStatusQuery),
+    );
     if (values.json) printJson(dunning);
     else for (const line of statusView(workflowId, execution, dunning, Date.now())) console.log(line);
     return 0;

@@ -68,7 +68,7 @@ async function pauseOrResume(kind: 'pause' | 'resume', args: string[]): Promise<
   return withTemporal(async (client) => {
     if ('where' in to) {
       return reportMassAction(
-        await signalDunningWhere(client, to.where, { kind, action }, { onProgress }),
+        await signalDunningWhere(client, to.where, { kind, action }, { onProgress: progressPrinter() }),
         values.json,
       );
     }
@@ -108,7 +108,12 @@ export async function extendGrace(args: string[]): Promise<number> {
     refuseBeyondPolicy(extension);
     return withTemporal(async (client) =>
       reportMassAction(
-        await signalDunningWhere(client, to.where, { kind: 'extendGrace', extension }, { onProgress }),
+        await signalDunningWhere(
+          client,
+          to.where,
+          { kind: 'extendGrace', extension },
+          { onProgress: progressPrinter() },
+        ),
         values.json,
       ),
     );
@@ -118,8 +123,11 @@ export async function extendGrace(args: string[]): Promise<number> {
     const { handle, description } = await runningWorkflow(client, workflowId);
     let deadlines: DunningDeadlines;
     try {
-      deadlines = await answeredByWorker(client, description, () =>
-        handle.executeUpdate(extendGraceUpdate, { args: [extension] }),
+      deadlines = await answeredByWorker(
+        client,
+        description,
+        { what: 'the extendGrace update', mayStillApply: true },
+        () => handle.executeUpdate(extendGraceUpdate, { args: [extension] }),
       );
     } catch (err) {
       // The workflow's validator (or handler) refused: its message is the reason.
@@ -158,11 +166,14 @@ function refuseBeyondPolicy(extension: GraceExtension): void {
   if (hours > maxDays * 24) throw new RefusedError(`refused: the extension may be at most ${maxDays} days`);
 }
 
-let lastProgress = '';
-function onProgress(done: number, total: number): void {
-  const line = `progress: ${done} of ${total}`;
-  if (line !== lastProgress) console.error(line);
-  lastProgress = line;
+/** Batch progress on stderr, one line per change, so stdout keeps only the result. */
+function progressPrinter(): (done: number, total: number) => void {
+  let last = '';
+  return (done, total) => {
+    const line = `progress: ${done} of ${total}`;
+    if (line !== last) console.error(line);
+    last = line;
+  };
 }
 
 /** "reached N of M lifecycles"; exit 1 when the filter selected none or some were not reached. */

@@ -47,7 +47,6 @@ describe('billops operator CLI', () => {
     return new Promise((resolve) => {
       execFile(BILLOPS, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        process.stdout.write(`\n$ billops ${args.join(' ')}  → exit ${code}\n${stdout}${stderr}`);
         resolve({ code, stdout, stderr });
       });
     });
@@ -208,17 +207,20 @@ describe('billops operator CLI', () => {
     expect(badAmount.stderr).toContain('--amount must be a whole number');
   });
 
-  it('lists the lifecycle and extends grace by 24 hours for every lifecycle a filter selects', async () => {
+  it('lists tenants and the lifecycle, and extends grace by 24 hours for every lifecycle a filter selects', async () => {
     // Visibility is eventually consistent: wait until the lifecycle is listed before selecting by filter.
     const filter = `TenantId = '${pro.id}'`;
     for (let i = 0; i < 50 && (await client.workflow.count(dunningQuery(filter))).count < 1; i++) {
       await new Promise((r) => setTimeout(r, 200));
     }
     const before = Date.parse((await statusOf()).deadlines.graceEndsAt);
-    const [list, mass] = await Promise.all([
+    const [tenants, list, mass] = await Promise.all([
+      billops('tenants', 'list', '--json'),
       billops('dunning', 'list', '--tenant', pro.id, '--json'),
       billops('extend-grace', '--where', filter, '--hours', '24', '--reason', 'Stripe outage INC-8'),
     ]);
+    expect(tenants.code).toBe(0);
+    expect(JSON.parse(tenants.stdout)).toContainEqual(expect.objectContaining({ id: pro.id, tier: 'pro' }));
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout)).toEqual([
       expect.objectContaining({ workflowId, tenantId: pro.id, tier: 'pro', processor: 'stripe' }),
