@@ -13,7 +13,7 @@ import { paymentReference } from '../../activities/payments';
 import { dunningWorkflowId, startOrJoinDunning } from '../../client/dunning';
 import { readCaughtMail, type CaughtMail } from '../../client/runtime/mailCatcher';
 import { createPool } from '../../db/pool';
-import type { DunningStatus } from '../../domain/dunning';
+import type { DunningStatus, FailedInvoice } from '../../domain/dunning';
 import { defaultPolicy } from '../../domain/policy';
 import { renderTemplate } from '../../domain/templates';
 import { dunningStatusQuery } from '../../workflows/definitions';
@@ -47,6 +47,7 @@ async function eventually<T>(
   }
 }
 
+/** The promise's value, or an error naming `what` once `timeoutMs` has passed. */
 async function within<T>(timeoutMs: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -81,7 +82,6 @@ function spawnWorker(name: string, env: NodeJS.ProcessEnv, logDir: string): Work
   });
   closeSync(out);
   const exited = new Promise<void>((done) => {
-    if (child.exitCode !== null || child.signalCode !== null) done();
     child.once('exit', () => done());
     child.once('error', () => done());
   });
@@ -114,7 +114,7 @@ async function killWorker(worker: WorkerProcess): Promise<void> {
   } catch {
     // Already gone.
   }
-  await Promise.race([worker.exited, sleep(5_000)]);
+  await within(5_000, `${worker.name} exiting after SIGKILL`, worker.exited);
 }
 
 // ---- A recording proxy in front of stripe-mock that holds the first answer to /pay ----
@@ -220,13 +220,13 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
   let stripe: Awaited<ReturnType<typeof startStripeProxy>>;
 
   let paystackTenant: TestTenant;
-  let paystackInvoice: { invoiceId: string; amountMinor: number; currency: string };
+  let paystackInvoice: FailedInvoice;
   let paystackHandle: WorkflowHandle<typeof dunningWorkflow>;
   let paystackRunId: string;
   let paystackRetryKey: string;
 
   let stripeTenant: TestTenant;
-  let stripeInvoice: { invoiceId: string; amountMinor: number; currency: string };
+  let stripeInvoice: FailedInvoice;
   const stripeInvoiceId = `in_exactlyonce${randomUUID().slice(0, 8)}`;
   let stripeHandle: WorkflowHandle<typeof dunningWorkflow>;
   let stripeRunId: string;
@@ -268,11 +268,7 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
     return worker;
   }
 
-  const startLifecycle = (
-    tenant: TestTenant,
-    invoice: { invoiceId: string; amountMinor: number; currency: string },
-    processor: 'stripe' | 'paystack',
-  ) =>
+  const startLifecycle = (tenant: TestTenant, invoice: FailedInvoice, processor: 'stripe' | 'paystack') =>
     startOrJoinDunning(client, taskQueue, {
       tenantId: tenant.id,
       tier: tenant.tier,
@@ -340,7 +336,7 @@ describe('a worker killed with SIGKILL in the middle of a charge', () => {
         expect(workerA.child.signalCode).toBe('SIGKILL');
         await waitUntilReady(startWorker('worker-b'));
       }),
-    60_000,
+    80_000,
   );
 
   afterAll(async () => {
@@ -484,9 +480,10 @@ describe('sendEmail run again by a freshly built worker after a crash past its c
     return { activities, close: () => Promise.all(deps.map((d) => d.close())) };
   }
 
-  async function request(step: string) {
+  /** The payment failure notice of a fresh tenant, under a key shaped like the lifecycle's. */
+  async function notice() {
     const tenant = await insertTenant(pool, 'pro');
-    const idempotencyKey = `dunning-${tenant.id}/${randomUUID()}/${step}`;
+    const idempotencyKey = `dunning-${tenant.id}/${randomUUID()}/payment-failure-notice`;
     const message = renderTemplate('paymentFailureNotice', {
       tenant_id: tenant.id,
       invoice_id: 'in_exactlyonce',
@@ -506,7 +503,7 @@ describe('sendEmail run again by a freshly built worker after a crash past its c
   it('the second worker finds the outbox row sent and sends nothing', async () => {
     const { activities, close } = twoWorkers();
     try {
-      const { tenant, ...msg } = await request('payment-failure-notice');
+      const { tenant, ...msg } = await notice();
 
       const first = await activities[0]!.sendEmail(msg);
       const again = await activities[1]!.sendEmail(msg);
@@ -525,7 +522,7 @@ describe('sendEmail run again by a freshly built worker after a crash past its c
   it('two workers running the same key at once send one email: the outbox row lock serialises them', async () => {
     const { activities, close } = twoWorkers();
     try {
-      const { tenant, ...msg } = await request('payment-failure-notice');
+      const { tenant, ...msg } = await notice();
 
       const results = await Promise.all(activities.map((a) => a.sendEmail(msg)));
 
