@@ -3,11 +3,15 @@ import type { Pool } from 'pg';
 import { createDecisionActivities } from './decisions';
 import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
+import { createInvoicingActivities } from './invoicing';
 import type { Mailer } from './mailer';
 import { createNoticeActivities } from './notices';
+import { createOverageActivities } from './overage';
 import { createPaymentActivities, type PaymentGateways } from './payments';
+import { createRollupActivities } from './rollups';
 import { createServiceControlActivities } from './serviceControls';
 import { createTenantDataActivities } from './tenantData';
+import { createUsageIntegrityActivities } from './usageIntegrity';
 
 export interface ActivityDependencies {
   pool: Pool;
@@ -29,6 +33,10 @@ export function createActivities(deps: ActivityDependencies) {
     ...createDunningRecordActivities({ pool }),
     ...createDecisionActivities({ pool, decisionsLogPath: deps.decisionsLogPath }),
     ...createTenantDataActivities({ pool }),
+    ...createInvoicingActivities({ pool }),
+    ...createRollupActivities({ pool }),
+    ...createOverageActivities({ pool }),
+    ...createUsageIntegrityActivities({ pool }),
   };
 }
 

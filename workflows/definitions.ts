@@ -1,6 +1,8 @@
 // Every signal, query and update of billops' workflows, defined once and imported by workflows, workers, CLI and ingress.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { MeterUsage, OverageLevel } from '../domain/overage';
 import type { DunningDeadlines, DunningStatus, FailedInvoice, GraceExtension } from '../domain/dunning';
+import type { BackfillStatus, RollupStatus } from '../domain/rollups';
 
 /** A customer notice: a templated email plus a dashboard notification for one tenant. */
 export interface NoticeStatus {
@@ -28,3 +30,32 @@ export const extendGraceUpdate = defineUpdate<DunningDeadlines, [GraceExtension]
 /** The same extension as a signal, so a batch operation can reach every lifecycle a visibility query selects. */
 export const extendGraceSignal = defineSignal<[GraceExtension]>('extendGraceBatch');
 export const dunningStatusQuery = defineQuery<DunningStatus>('status');
+
+// Usage rollups: the hourly job's attempts and reruns, a backfill's progress in percent.
+export const rollupStatusQuery = defineQuery<RollupStatus>('status');
+export const backfillStatusQuery = defineQuery<BackfillStatus>('status');
+
+// Overage enforcement.
+export interface OverageDecision {
+  decision: 'no_action' | 'throttled' | 'blocked';
+  operator: string;
+  reason: string;
+}
+export interface OverageStatus {
+  tenantId: string;
+  tier: string;
+  periodEnd: string;
+  assessed: OverageLevel;
+  enforced: OverageLevel;
+  review: {
+    openedAt: string;
+    reason?: string;
+    decision?: OverageDecision['decision'];
+    decidedBy?: string;
+  } | null;
+  usage: MeterUsage[];
+  timeline: { at: string; event: string; detail?: string; operator?: string }[];
+}
+export const usageUpdatedSignal = defineSignal('usageUpdated');
+export const overageDecisionSignal = defineSignal<[OverageDecision]>('overageDecision');
+export const overageStatusQuery = defineQuery<OverageStatus>('status');

@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { Registry, collectDefaultMetrics } from 'prom-client';
+import { registerUsageRoutes } from './usage';
 
 export interface IngressDependencies {
   client: Client;
@@ -34,6 +35,8 @@ export function buildIngress(deps: IngressDependencies): FastifyInstance {
   app.get('/metrics', async (_request, reply) => {
     return reply.type(registry.contentType).send(await registry.metrics());
   });
+
+  registerUsageRoutes(app, { pool: deps.pool, registry });
 
   return app;
 }
