@@ -10,7 +10,8 @@ import { createBillopsWorker, connectWorker } from '../workers/createWorker';
 import { createWorkerDependencies } from '../workers/dependencies';
 import { createGatewaysFromConfig } from '../activities/payments';
 import { createStripeGateway } from '../activities/payments/stripe';
-import { loadConfig } from './config';
+import { loadConfig, loadPolicyForConfig } from './config';
+import { webhookSettingsFromConfig } from './ingress/webhooks';
 import { buildIngress } from './ingress/server';
 import { startEmbeddedPostgres } from './runtime/embeddedPostgres';
 import { startMailCatcher } from './runtime/mailCatcher';
@@ -19,6 +20,7 @@ import { startTemporalDevServer } from './runtime/temporalDevServer';
 import { startStripeMock } from './runtime/stripeMock';
 import { findStripeMock, findTemporalCli, projectRoot, provision } from './runtime/tools';
 import { ensureSearchAttributes } from './searchAttributes';
+import { ensureRollupSchedule } from './usage';
 import { connectClient } from './temporal';
 
 const EMBEDDED_PG_PORT = Number(process.env.BILLOPS_EMBEDDED_PG_PORT ?? 54329);
@@ -29,6 +31,7 @@ type Stopper = { name: string; stop: () => Promise<unknown> };
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  const policy = loadPolicyForConfig(config);
   const dataDir = resolve(projectRoot, config.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const supervisor = new ChildSupervisor();
@@ -148,6 +151,8 @@ async function main(): Promise<void> {
       deps,
     });
     const running = worker.run();
+    // The hourly usage rollup (and, through it, overage enforcement) runs on a Temporal Schedule.
+    await ensureRollupSchedule(client, config.taskQueue, { policy });
     stoppers.push({
       name: 'worker',
       stop: async () => {
@@ -160,7 +165,11 @@ async function main(): Promise<void> {
       void stopAll('worker failure').then(() => process.exit(1));
     });
 
-    const ingress = buildIngress({ client, pool: deps.pool });
+    const ingress = buildIngress({
+      client,
+      pool: deps.pool,
+      webhooks: webhookSettingsFromConfig(config, policy),
+    });
     await ingress.listen({ host: config.ingress.host, port: config.ingress.port });
     stoppers.push({ name: 'ingress', stop: () => ingress.close() });
 

@@ -42,6 +42,7 @@ export async function ensureRollupSchedule(
   const input: UsageRollupInput = {
     lookbackHours: opts.lookbackHours ?? DEFAULT_LOOKBACK_HOURS,
     policy: rollupPolicyOf(opts.policy ?? defaultPolicy),
+    overage: { policy: opts.policy ?? defaultPolicy, measureEveryMinutes: 60 },
   };
   const spec = { intervals: [{ every: '1 hour' as const, offset: '5 minutes' as const }] };
   const action = {

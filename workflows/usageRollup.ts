@@ -1,12 +1,19 @@
 // Hourly usage rollup job: roll up a window from raw events; a failed run is rerun every 2 hours for 48 hours, each attempt in rollup_runs.
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import {
+  defineSearchAttributeKey,
+  SearchAttributeType,
+  WorkflowExecutionAlreadyStartedError,
+} from '@temporalio/common';
 import {
   ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  ParentClosePolicy,
+  getExternalWorkflowHandle,
   proxyActivities,
   setCurrentDetails,
+  startChild,
   setHandler,
   sleep,
   workflowInfo,
@@ -22,7 +29,8 @@ import {
   type TimeWindow,
   type UsageRollupInput,
 } from '../domain/rollups';
-import { rollupStatusQuery } from './definitions';
+import { rollupStatusQuery, usageUpdatedSignal } from './definitions';
+import { overageWorkflow } from './overage';
 
 /** Set by the server on every workflow a schedule starts: the time the run was due, even when it is caught up late. */
 const ScheduledStartTime = defineSearchAttributeKey(
@@ -108,6 +116,7 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
       finishedAt,
     });
     Object.assign(attempt, { status: 'succeeded', eventsProcessed: outcome.eventsProcessed });
+    if (input.overage) await handOverToOverage(window, input.overage, book);
     status.state = 'succeeded';
     publish();
     await condition(allHandlersFinished);
@@ -123,4 +132,40 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
     `usage rollup of ${window.from}..${window.to} failed ${offsets.length} attempts, rerun every ${everyHours} hours for ${forHours} hours: ${status.attempts.at(-1)?.error ?? ''}`,
     'RollupRerunsExhausted',
   );
+}
+
+/**
+ * New rollups reach each capped tenant's overage enforcement for the calendar month (UTC): started if it is not
+ * running yet, else told that usage changed. The enforcement outlives this run.
+ */
+async function handOverToOverage(
+  window: TimeWindow,
+  overage: NonNullable<UsageRollupInput['overage']>,
+  act: Pick<BillopsActivities, 'cappedTenantsWithUsage'>,
+): Promise<void> {
+  const from = new Date(window.from);
+  const periodStart = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1));
+  const periodEnd = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
+  for (const { tenantId, tier } of await act.cappedTenantsWithUsage(window)) {
+    const workflowId = `overage-${tenantId}-${periodStart.toISOString().slice(0, 7)}`;
+    try {
+      await startChild(overageWorkflow, {
+        workflowId,
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        args: [
+          {
+            tenantId,
+            tier,
+            periodStart: periodStart.toISOString(),
+            periodEnd: periodEnd.toISOString(),
+            policy: overage.policy,
+            measureEveryMinutes: overage.measureEveryMinutes,
+          },
+        ],
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      await getExternalWorkflowHandle(workflowId).signal(usageUpdatedSignal);
+    }
+  }
 }

@@ -1,6 +1,7 @@
 // Standalone ingress process (docker-compose, production): HTTP on INGRESS_HOST:INGRESS_PORT against the configured Temporal and database.
 import { createPool } from '../../db/pool';
-import { loadConfig } from '../config';
+import { loadConfig, loadPolicyForConfig } from '../config';
+import { webhookSettingsFromConfig } from './webhooks';
 import { connectClient } from '../temporal';
 import { buildIngress } from './server';
 
@@ -14,7 +15,11 @@ async function main(): Promise<void> {
   }
   const client = await connectClient({ ...config.temporal, address: config.temporal.address });
   const pool = createPool(config.databaseUrl);
-  const app = buildIngress({ client, pool });
+  const app = buildIngress({
+    client,
+    pool,
+    webhooks: webhookSettingsFromConfig(config, loadPolicyForConfig(config)),
+  });
   await app.listen({ host: config.ingress.host, port: config.ingress.port });
   console.log(`billops ingress: listening on http://${config.ingress.host}:${config.ingress.port}`);
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

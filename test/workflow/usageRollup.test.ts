@@ -5,13 +5,16 @@ import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Pool, PoolClient } from 'pg';
 import { createRollupActivities } from '../../activities/rollups';
+import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { createPool } from '../../db/pool';
+import { createBillopsWorker } from '../../workers/createWorker';
 import { defaultPolicy } from '../../domain/policy';
 import { previousHours, rollupPolicyOf, type TimeWindow, type UsageRollupInput } from '../../domain/rollups';
-import { rollupStatusQuery } from '../../workflows/definitions';
+import { overageStatusQuery, rollupStatusQuery } from '../../workflows/definitions';
 import { usageRollupWorkflow } from '../../workflows/usageRollup';
 import { insertTenant } from '../support/dunningFixtures';
 import { testEnv, workflowBundle } from '../support/testRuntime';
+import { testWorkerDependencies } from '../support/workerDeps';
 import {
   expectedRollups,
   generateUsageEvents,
@@ -32,6 +35,7 @@ beforeAll(async () => {
   env = await TestWorkflowEnvironment.createTimeSkipping({
     server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
   });
+  await ensureSearchAttributes(env.connection, 'default');
   pool = createPool(testEnv('databaseUrl'), { max: 4 });
   bundle = workflowBundle();
 });
@@ -268,5 +272,69 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
     expect(await readRollups(pool, [tenantId])).toEqual(expectedRollups(events, outcome.window, [tenantId]));
     expect(await readRollups(pool, [tenantId])).toHaveLength(2);
     expect(outcome).toMatchObject({ attempts: 1, eventsProcessed: 4 });
+  });
+
+  it("hands new rollups to each capped tenant's overage enforcement for the month, which limits the tenant", async () => {
+    // The shared time-skipping clock may be anywhere by now: work in the two hours before its current time.
+    const window = previousHours(await env.currentTimeMs(), 2);
+    const { id: tenantId } = await insertTenant(pool, 'pro');
+    await insertUsageEvents(
+      pool,
+      generateUsageEvents({ tenants: [tenantId], meters: METERS, window, count: 50, seed: 11 }),
+    );
+    const month = new Date(window.from);
+    const periodEnd = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 1)).toISOString();
+    await pool.query('INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, 1)', [
+      tenantId,
+      METERS[0],
+    ]);
+    const deps = testWorkerDependencies();
+    const taskQueue = `rollup-overage-${tenantId}`;
+    const worker = await createBillopsWorker({
+      connection: env.nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      deps,
+      workflowBundle: bundle,
+    });
+    try {
+      const overageId = `overage-${tenantId}-${window.from.slice(0, 7)}`;
+      const status = await worker.runUntil(async () => {
+        await env.client.workflow.execute(usageRollupWorkflow, {
+          workflowId: `rollup-overage-${tenantId}`,
+          taskQueue,
+          args: [
+            {
+              window,
+              lookbackHours: 2,
+              tenants: [tenantId],
+              policy: rollupPolicyOf(defaultPolicy),
+              overage: { policy: defaultPolicy, measureEveryMinutes: 60 },
+            },
+          ],
+        });
+        const overage = env.client.workflow.getHandle(overageId);
+        let last: unknown;
+        for (let i = 0; i < 600; i++) {
+          const current = await overage
+            .query(overageStatusQuery)
+            .catch((err: Error) => void (last = err.message));
+          if (current) last = current;
+          if (current?.enforced === 'blocked') {
+            await overage.terminate('test done');
+            return current;
+          }
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`${overageId} never blocked the tenant: ${JSON.stringify(last)}`);
+      });
+      expect(status).toMatchObject({ tenantId, tier: 'pro', periodEnd, enforced: 'blocked' });
+      const controls = await pool.query('SELECT api_blocked FROM service_controls WHERE tenant_id = $1', [
+        tenantId,
+      ]);
+      expect(controls.rows).toEqual([{ api_blocked: true }]);
+    } finally {
+      await deps.close();
+    }
   });
 });

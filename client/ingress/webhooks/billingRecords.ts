@@ -1,0 +1,169 @@
+// The rows a payment webhook reads and writes: the tenant it names, our invoice for the processor's, and marking that invoice paid.
+import type { Pool } from 'pg';
+import type { PaymentProcessorName } from '../../../domain/dunning';
+import type { BillingTier } from '../../../domain/policy';
+import type {
+  FailedProcessorInvoice,
+  PaidProcessorInvoice,
+  TenantReference,
+  WebhookProvider,
+} from './intents';
+
+export interface WebhookTenant {
+  id: string;
+  name: string;
+  tier: BillingTier;
+  processor: PaymentProcessorName;
+  deleted: boolean;
+}
+
+/** Our invoice and the tenant it belongs to, or another tenant's: the processor and our records disagree. */
+export class InvoiceOwnerMismatchError extends Error {
+  override name = 'InvoiceOwnerMismatchError';
+}
+
+interface TenantRow {
+  id: string;
+  name: string;
+  tier: BillingTier;
+  payment_processor: PaymentProcessorName;
+  deleted_at: Date | null;
+}
+
+const CUSTOMER_COLUMN: Record<WebhookProvider, string> = {
+  stripe: 'stripe_customer_id',
+  paystack: 'paystack_customer_code',
+};
+
+/** metadata.tenant_id first, else the processor's customer mapped by the tenants table; undefined when neither is ours. */
+export async function resolveTenant(
+  pool: Pool,
+  provider: WebhookProvider,
+  ref: TenantReference,
+): Promise<WebhookTenant | undefined> {
+  const columns = 'id, name, tier, payment_processor, deleted_at';
+  const lookups: [string, string | undefined][] = [
+    [`SELECT ${columns} FROM tenants WHERE id = $1`, ref.metadataTenantId],
+    [`SELECT ${columns} FROM tenants WHERE ${CUSTOMER_COLUMN[provider]} = $1`, ref.customerId],
+  ];
+  for (const [sql, value] of lookups) {
+    if (value === undefined) continue;
+    const { rows } = await pool.query<TenantRow>(sql, [value]);
+    const row = rows[0];
+    if (row) {
+      return {
+        id: row.id,
+        name: row.name,
+        tier: row.tier,
+        processor: row.payment_processor,
+        deleted: row.deleted_at !== null,
+      };
+    }
+  }
+  return undefined;
+}
+
+interface InvoiceRow {
+  id: string;
+  tenant_id: string;
+  status: string;
+}
+
+/** Our invoice for the processor's: by our id in metadata, by the payment transaction's reference, by processor id. */
+async function findInvoice(
+  pool: Pool,
+  provider: WebhookProvider,
+  ref: Pick<PaidProcessorInvoice, 'ourInvoiceId' | 'transactionReference' | 'processorInvoiceId'>,
+): Promise<InvoiceRow | undefined> {
+  const lookups: [string, unknown[]][] = [];
+  if (ref.ourInvoiceId)
+    lookups.push(['SELECT id, tenant_id, status FROM invoices WHERE id = $1', [ref.ourInvoiceId]]);
+  if (ref.transactionReference) {
+    lookups.push([
+      `SELECT i.id, i.tenant_id, i.status FROM payment_transactions t JOIN invoices i ON i.id = t.invoice_id
+       WHERE t.processor = $1 AND t.reference = $2`,
+      [provider, ref.transactionReference],
+    ]);
+  }
+  if (ref.processorInvoiceId) {
+    lookups.push([
+      'SELECT id, tenant_id, status FROM invoices WHERE processor = $1 AND processor_invoice_id = $2',
+      [provider, ref.processorInvoiceId],
+    ]);
+  }
+  for (const [sql, params] of lookups) {
+    const { rows } = await pool.query<InvoiceRow>(sql, params);
+    if (rows[0]) return rows[0];
+  }
+  return undefined;
+}
+
+function ownedBy(invoice: InvoiceRow, tenant: WebhookTenant, provider: WebhookProvider): InvoiceRow {
+  if (invoice.tenant_id !== tenant.id) {
+    throw new InvoiceOwnerMismatchError(
+      `the ${provider} event names tenant ${tenant.id}, but our invoice ${invoice.id} belongs to tenant ${invoice.tenant_id}: correct the tenant mapping, then replay the event`,
+    );
+  }
+  return invoice;
+}
+
+/** Our invoice for a failed processor invoice, inserted from the event (amount in minor units) when we have none. */
+export async function findOrRecordFailedInvoice(
+  pool: Pool,
+  provider: WebhookProvider,
+  tenant: WebhookTenant,
+  failed: FailedProcessorInvoice,
+): Promise<{ id: string; status: string }> {
+  const known = await findInvoice(pool, provider, failed);
+  if (known) return ownedBy(known, tenant, provider);
+  // A concurrent delivery of another event for the same invoice may insert it first: then read that row.
+  await pool.query(
+    `INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
+                           subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
+     VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)
+     ON CONFLICT ON CONSTRAINT invoices_processor_id_unique DO NOTHING`,
+    [
+      tenant.id,
+      provider,
+      failed.processorInvoiceId,
+      failed.periodStart,
+      failed.periodEnd,
+      failed.amountMinor,
+      failed.currency,
+      failed.dueAt ?? null,
+      failed.hostedInvoiceUrl ?? null,
+    ],
+  );
+  const recorded = await findInvoice(pool, provider, { processorInvoiceId: failed.processorInvoiceId });
+  if (!recorded)
+    throw new Error(`invoice ${provider}/${failed.processorInvoiceId} was neither found nor recorded`);
+  return ownedBy(recorded, tenant, provider);
+}
+
+/**
+ * Marks our invoice paid (and a pending payment transaction under the reference successful); idempotent, so a retried
+ * delivery finds the same invoice. Undefined when we hold no invoice for it.
+ */
+export async function recordInvoicePaid(
+  pool: Pool,
+  provider: WebhookProvider,
+  tenant: WebhookTenant,
+  paid: PaidProcessorInvoice,
+): Promise<string | undefined> {
+  const found = await findInvoice(pool, provider, paid);
+  if (!found) return undefined;
+  const invoice = ownedBy(found, tenant, provider);
+  await pool.query(
+    `UPDATE invoices SET status = 'paid', paid_at = COALESCE(paid_at, $2), amount_paid_minor = total_minor
+     WHERE id = $1 AND status NOT IN ('paid', 'void')`,
+    [invoice.id, paid.paidAt],
+  );
+  if (paid.transactionReference) {
+    await pool.query(
+      `UPDATE payment_transactions SET status = 'success', paid_at = COALESCE(paid_at, $3)
+       WHERE processor = $1 AND reference = $2 AND status = 'pending'`,
+      [provider, paid.transactionReference, paid.paidAt],
+    );
+  }
+  return invoice.id;
+}

@@ -1,0 +1,40 @@
+// Small readers shared by the Stripe and Paystack event parsers: tenant ids in metadata, event categories, zod messages.
+import type { z } from 'zod';
+import type { WebhookProvider } from './intents';
+
+const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** metadata.tenant_id when it has the shape of a tenant id; anything else names no tenant. */
+export function pickTenantId(metadata: Record<string, unknown> | null | undefined): string | undefined {
+  const value = metadata?.tenant_id;
+  return typeof value === 'string' && TENANT_ID.test(value.trim()) ? value.trim() : undefined;
+}
+
+/** Events kept for the refund, dispute and subscription-activation incident workflows. */
+export function incidentCategory(
+  provider: WebhookProvider,
+  type: string,
+): 'refund' | 'dispute' | 'subscription' | undefined {
+  if (type.startsWith('charge.dispute.')) return 'dispute';
+  if (type.startsWith('refund.')) return 'refund';
+  if (provider === 'stripe') {
+    if (type === 'charge.refunded' || type.startsWith('charge.refund.')) return 'refund';
+    if (type.startsWith('customer.subscription.')) return 'subscription';
+  } else if (type.startsWith('subscription.')) {
+    return 'subscription';
+  }
+  return undefined;
+}
+
+export const seconds = (epochSeconds: number) => new Date(epochSeconds * 1000);
+
+/** "data.object.amount_due: Required; ..." — where the body falls short, for the 400 answer. */
+export function describeIssues(error: z.ZodError, prefix?: string): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => {
+      const path = [prefix, ...issue.path.map(String)].filter(Boolean).join('.');
+      return path ? `${path}: ${issue.message}` : issue.message;
+    })
+    .join('; ');
+}

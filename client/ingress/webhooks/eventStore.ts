@@ -1,0 +1,118 @@
+// webhook_events as the ingress uses it: store a verified event raw before acting, so a replayed delivery has no second effect.
+import { createHash } from 'node:crypto';
+import type { Pool } from 'pg';
+import type { VerifiedEvent, WebhookProvider } from './intents';
+
+/** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
+export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';
+
+export type Claim =
+  | { kind: 'claimed'; rowId: string; attempt: number }
+  | { kind: 'duplicate'; status: FinalStatus }
+  /** Another delivery of the same event is being acted on right now. */
+  | { kind: 'in_progress' };
+
+/**
+ * Stores the event raw and claims it for this delivery in one statement: a new event is inserted as 'processing';
+ * a stored one is taken again only when it failed, was never acted on, or its claim outlived the lease (a crash).
+ */
+export async function claimEvent(
+  pool: Pool,
+  event: VerifiedEvent,
+  rawBody: Buffer,
+  leaseSeconds: number,
+): Promise<Claim> {
+  const claimed = await pool.query<{ id: string; attempts: number }>(
+    `INSERT INTO webhook_events AS e
+       (provider, event_key, event_type, payload, signature_valid, status, attempts, claimed_at)
+     VALUES ($1, $2, $3, $4::jsonb, true, 'processing', 1, now())
+     ON CONFLICT (provider, event_key) DO UPDATE
+       SET status = 'processing', attempts = e.attempts + 1, error = NULL, claimed_at = now()
+       WHERE e.status IN ('received', 'failed')
+          OR (e.status = 'processing' AND (e.claimed_at IS NULL OR e.claimed_at < now() - make_interval(secs => $5)))
+     RETURNING e.id, e.attempts`,
+    [event.provider, event.key, event.type, rawBody.toString('utf8'), leaseSeconds],
+  );
+  const row = claimed.rows[0];
+  if (row) return { kind: 'claimed', rowId: row.id, attempt: row.attempts };
+  const { rows } = await pool.query<{ status: string }>(
+    'SELECT status FROM webhook_events WHERE provider = $1 AND event_key = $2',
+    [event.provider, event.key],
+  );
+  const status = rows[0]?.status;
+  if (status === 'processed' || status === 'ignored' || status === 'stored_for_incident') {
+    return { kind: 'duplicate', status };
+  }
+  return { kind: 'in_progress' };
+}
+
+/** The event is dealt with; `note` says why nothing was done for an ignored one. */
+export async function finishEvent(
+  pool: Pool,
+  rowId: string,
+  outcome: { status: FinalStatus; tenantId?: string; note?: string },
+): Promise<void> {
+  await pool.query(
+    `UPDATE webhook_events
+     SET status = $2, tenant_id = COALESCE($3, tenant_id), error = $4, processed_at = now(), claimed_at = NULL
+     WHERE id = $1`,
+    [rowId, outcome.status, outcome.tenantId ?? null, outcome.note ?? null],
+  );
+}
+
+/** Acting failed: the provider's retry, or `billops webhooks retry`, processes the row again. */
+export async function failEvent(pool: Pool, rowId: string, error: string): Promise<void> {
+  await pool.query(
+    `UPDATE webhook_events SET status = 'failed', error = $2, claimed_at = NULL WHERE id = $1`,
+    [rowId, error.slice(0, 2000)],
+  );
+}
+
+/**
+ * Counts a delivery whose signature did not verify, for the webhook-failure incident. Its body is not trusted, so
+ * only a digest and what it claims to be are kept, under a key of their own: a forged delivery can never take the
+ * key of a real event, and the same body sent again adds an attempt rather than a row.
+ */
+export async function recordRejected(
+  pool: Pool,
+  provider: WebhookProvider,
+  rawBody: Buffer,
+  reason: string,
+): Promise<void> {
+  const digest = createHash('sha256').update(rawBody).digest('hex');
+  const claimed = claimedIdentity(provider, rawBody);
+  await pool.query(
+    `INSERT INTO webhook_events AS e
+       (provider, event_key, event_type, payload, signature_valid, status, attempts, error)
+     VALUES ($1, $2, $3, $4::jsonb, false, 'rejected', 1, $5)
+     ON CONFLICT (provider, event_key) DO UPDATE SET attempts = e.attempts + 1, error = EXCLUDED.error`,
+    [
+      provider,
+      `rejected:${digest}`,
+      claimed.type ?? 'unverified',
+      JSON.stringify({ claimed_event: claimed.id ?? null, body_sha256: digest, body_bytes: rawBody.length }),
+      reason,
+    ],
+  );
+}
+
+/** What an unverified body says it is, cut short: enough to find the real event at the provider. */
+function claimedIdentity(provider: WebhookProvider, rawBody: Buffer): { id?: string; type?: string } {
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody.toString('utf8'));
+  } catch {
+    return {};
+  }
+  if (typeof body !== 'object' || body === null) return {};
+  const fields = body as Record<string, unknown>;
+  const data = (typeof fields.data === 'object' && fields.data !== null ? fields.data : {}) as Record<
+    string,
+    unknown
+  >;
+  const text = (v: unknown) =>
+    typeof v === 'string' || typeof v === 'number' ? String(v).slice(0, 200) : undefined;
+  return provider === 'stripe'
+    ? { id: text(fields.id), type: text(fields.type) }
+    : { id: text(data.reference ?? data.id), type: text(fields.event) };
+}

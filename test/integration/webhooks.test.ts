@@ -1,0 +1,679 @@
+// Payment webhooks through Fastify's inject against the dev server, a worker and PostgreSQL: verification, dedup, dunning.
+import { randomUUID } from 'node:crypto';
+import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Counter, Histogram, Registry } from 'prom-client';
+import Stripe from 'stripe';
+import { dunningWorkflowId } from '../../client/dunning';
+import { registerWebhookRoutes, type WebhookDependencies } from '../../client/ingress/webhooks';
+import type { DunningStatus } from '../../domain/dunning';
+import { defaultPolicy } from '../../domain/policy';
+import { createBillopsWorker } from '../../workers/createWorker';
+import type { WorkerDependencies } from '../../workers/dependencies';
+import { dunningStatusQuery } from '../../workflows/definitions';
+import type { dunningWorkflow } from '../../workflows/dunning';
+import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
+import { signPaystackWebhook } from '../support/paystackFake';
+import { testEnv, workflowBundle } from '../support/testRuntime';
+import { TEST_PORTAL_URL, testWorkerDependencies } from '../support/workerDeps';
+
+// light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; it is only
+// used to send request cookies, which these tests never do.
+jest.mock('cookie', () => ({
+  stringifySetCookie: () => {
+    throw new Error('request cookies are not supported in this suite');
+  },
+}));
+
+const STRIPE_SECRET = 'whsec_webhooks_test_current';
+const STRIPE_OLD_SECRET = 'whsec_webhooks_test_previous';
+const PAYSTACK_SECRET = 'sk_test_webhooks0000000000000000000000000';
+
+const unique = () => randomUUID().replace(/-/g, '').slice(0, 14);
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface EventRow {
+  status: string;
+  signature_valid: boolean;
+  tenant_id: string | null;
+  event_type: string;
+  error: string | null;
+  attempts: number;
+  payload: Record<string, unknown>;
+}
+
+describe('payment webhooks on the HTTP ingress', () => {
+  let deps: WorkerDependencies;
+  let nativeConnection: NativeConnection;
+  let client: Client;
+  let worker: Worker;
+  let running: Promise<void>;
+  let app: FastifyInstance;
+  const apps: FastifyInstance[] = [];
+  const taskQueue = `webhooks-${unique()}`;
+  const workflowIds = new Set<string>();
+  const cleanups: (() => Promise<void>)[] = [];
+  const registry = new Registry();
+  const metrics = {
+    unknownTenant: new Counter({
+      name: 'webhook_events_unknown_tenant_total',
+      help: 'test',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+    webhookEvents: new Counter({
+      name: 'webhook_events_total',
+      help: 'test',
+      labelNames: ['provider', 'outcome'] as const,
+      registers: [registry],
+    }),
+    processingSeconds: new Histogram({
+      name: 'webhook_processing_seconds',
+      help: 'test',
+      labelNames: ['provider'] as const,
+      registers: [registry],
+    }),
+  };
+
+  async function buildApp(overrides: Partial<WebhookDependencies> = {}): Promise<FastifyInstance> {
+    const built = Fastify({ logger: false });
+    registerWebhookRoutes(built, {
+      pool: deps.pool,
+      client,
+      taskQueue,
+      policy: defaultPolicy,
+      billingPortalUrl: TEST_PORTAL_URL,
+      stripeWebhookSecret: STRIPE_SECRET,
+      paystackSecret: PAYSTACK_SECRET,
+      metrics,
+      ...overrides,
+    });
+    await built.ready();
+    apps.push(built);
+    return built;
+  }
+
+  beforeAll(async () => {
+    deps = testWorkerDependencies();
+    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
+    client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
+    worker = await createBillopsWorker({
+      connection: nativeConnection,
+      namespace: 'default',
+      taskQueue,
+      deps,
+      workflowBundle: workflowBundle(),
+    });
+    running = worker.run();
+    app = await buildApp();
+  });
+
+  afterAll(async () => {
+    for (const workflowId of workflowIds) {
+      await client.workflow
+        .getHandle(workflowId)
+        .terminate('webhooks test done')
+        .catch(() => undefined);
+    }
+    for (const built of apps) await built.close();
+    for (const cleanup of cleanups) await cleanup().catch(() => undefined);
+    worker?.shutdown();
+    await running;
+    await client?.connection.close();
+    await nativeConnection?.close();
+    await deps?.close();
+  });
+
+  // ---- Stripe ----
+
+  /** Pretty-printed on purpose: only the raw bytes verify, never a re-serialisation of the parsed body. */
+  function stripeEvent(type: string, object: Record<string, unknown>, id = `evt_${unique()}`): string {
+    return JSON.stringify(
+      {
+        id,
+        object: 'event',
+        api_version: '2025-09-30.clover',
+        created: nowSeconds(),
+        type,
+        data: { object },
+      },
+      null,
+      2,
+    );
+  }
+
+  function stripeInvoice(fields: {
+    id?: string;
+    customer?: string;
+    metadata?: Record<string, string>;
+    amountDue?: number;
+    extra?: Record<string, unknown>;
+  }): Record<string, unknown> {
+    const start = nowSeconds() - 30 * 86_400;
+    return {
+      id: fields.id ?? `in_${unique()}`,
+      object: 'invoice',
+      customer: fields.customer ?? `cus_${unique()}`,
+      metadata: fields.metadata ?? {},
+      amount_due: fields.amountDue ?? 4900,
+      amount_paid: 0,
+      currency: 'usd',
+      status: 'open',
+      period_start: start,
+      period_end: start,
+      lines: { object: 'list', data: [{ period: { start, end: start + 30 * 86_400 } }] },
+      hosted_invoice_url: 'https://invoice.stripe.test/i/abc',
+      ...fields.extra,
+    };
+  }
+
+  const stripeHeader = (payload: string, secret = STRIPE_SECRET, timestamp?: number) =>
+    Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
+
+  const postStripe = (payload: string, header = stripeHeader(payload), target = app) =>
+    target.inject({
+      method: 'POST',
+      url: '/webhooks/stripe',
+      headers: { 'content-type': 'application/json', 'stripe-signature': header },
+      payload,
+    });
+
+  async function eventRow(provider: string, key: string): Promise<EventRow | undefined> {
+    const { rows } = await deps.pool.query<EventRow>(
+      `SELECT status, signature_valid, tenant_id, event_type, error, attempts, payload
+       FROM webhook_events WHERE provider = $1 AND event_key = $2`,
+      [provider, key],
+    );
+    return rows[0];
+  }
+
+  async function ourInvoice(processor: string, processorInvoiceId: string) {
+    const { rows } = await deps.pool.query<{
+      id: string;
+      tenant_id: string;
+      total_minor: string;
+      status: string;
+    }>(
+      `SELECT id, tenant_id, total_minor, status FROM invoices WHERE processor = $1 AND processor_invoice_id = $2`,
+      [processor, processorInvoiceId],
+    );
+    return rows[0];
+  }
+
+  function dunningHandle(tenantId: string) {
+    const workflowId = dunningWorkflowId(tenantId);
+    workflowIds.add(workflowId);
+    return client.workflow.getHandle<typeof dunningWorkflow>(workflowId);
+  }
+
+  /** The status once every step due at the start has run, so nothing but a new message can change the timeline. */
+  async function settledStatus(tenantId: string, invoices: number): Promise<DunningStatus> {
+    for (let attempt = 0; attempt < 150; attempt++) {
+      const status = await dunningHandle(tenantId).query(dunningStatusQuery);
+      const nextAt = status.nextAction ? Date.parse(status.nextAction.at) : Infinity;
+      if (nextAt > Date.now() + 60_000 && status.outstandingInvoices.length === invoices) return status;
+      await sleep(200);
+    }
+    throw new Error(`dunning-${tenantId} did not settle`);
+  }
+
+  async function expectNoWorkflow(tenantId: string): Promise<void> {
+    await expect(client.workflow.getHandle(dunningWorkflowId(tenantId)).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
+  }
+
+  let tenant: TestTenant;
+  const firstInvoiceId = `in_${unique()}`;
+  const firstEventId = `evt_${unique()}`;
+  let firstPayload: string;
+  let secondStripeInvoice: { stripeId: string; ourId: string };
+
+  it('starts dunning-<tenant> from a verified invoice.payment_failed, storing the raw event before acting', async () => {
+    tenant = await insertTenant(deps.pool, 'pro');
+    firstPayload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ id: firstInvoiceId, metadata: { tenant_id: tenant.id }, amountDue: 4900 }),
+      firstEventId,
+    );
+
+    const response = await postStripe(firstPayload);
+
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toEqual({
+      received: true,
+      status: 'processed',
+      workflowId: dunningWorkflowId(tenant.id),
+    });
+    const description = await dunningHandle(tenant.id).describe();
+    expect(description.status.name).toBe('RUNNING');
+    const tenantAttribute = description.typedSearchAttributes.getAll().find((p) => p.key.name === 'TenantId');
+    expect(tenantAttribute?.value).toBe(tenant.id);
+
+    // No invoice of ours matched in_...: one was recorded from the event's amount_due (minor units).
+    const invoice = await ourInvoice('stripe', firstInvoiceId);
+    expect(invoice).toMatchObject({ tenant_id: tenant.id, total_minor: 4900, status: 'open' });
+    const status = await dunningHandle(tenant.id).query(dunningStatusQuery);
+    expect(status.outstandingInvoices).toEqual([
+      { invoiceId: invoice!.id, amountMinor: 4900, currency: 'USD' },
+    ]);
+
+    const row = await eventRow('stripe', firstEventId);
+    expect(row).toMatchObject({
+      status: 'processed',
+      signature_valid: true,
+      tenant_id: tenant.id,
+      event_type: 'invoice.payment_failed',
+      attempts: 1,
+    });
+    // Stored raw: the whole event as delivered.
+    expect(row!.payload).toEqual(JSON.parse(firstPayload));
+  });
+
+  it('joins the running lifecycle with a second failed invoice (tenant from the subscription metadata)', async () => {
+    const stripeId = `in_${unique()}`;
+    const ours = await insertOpenInvoice(deps.pool, tenant.id, {
+      processor: 'stripe',
+      processorInvoiceId: stripeId,
+      totalMinor: 12_000,
+    });
+    secondStripeInvoice = { stripeId, ourId: ours.invoiceId };
+    const { runId } = await dunningHandle(tenant.id).describe();
+    const payload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({
+        id: stripeId,
+        amountDue: 12_000,
+        extra: {
+          parent: { subscription_details: { metadata: { tenant_id: tenant.id }, subscription: 'sub_1' } },
+        },
+      }),
+    );
+
+    const response = await postStripe(payload);
+
+    expect(response.statusCode).toBe(200);
+    expect((await dunningHandle(tenant.id).describe()).runId).toBe(runId);
+    const status = await settledStatus(tenant.id, 2);
+    expect(status.outstandingInvoices.map((i) => [i.invoiceId, i.amountMinor])).toEqual([
+      [(await ourInvoice('stripe', firstInvoiceId))!.id, 4900],
+      [ours.invoiceId, 12_000],
+    ]);
+  });
+
+  it('answers a replayed delivery 200 duplicate: one run, no extra timeline entry', async () => {
+    const before = await settledStatus(tenant.id, 2);
+    const { runId } = await dunningHandle(tenant.id).describe();
+
+    const replay = await postStripe(firstPayload);
+
+    expect(replay.statusCode).toBe(200);
+    expect(replay.json()).toEqual({ received: true, duplicate: true });
+    const after = await dunningHandle(tenant.id).query(dunningStatusQuery);
+    expect(after.timeline).toEqual(before.timeline);
+    expect((await dunningHandle(tenant.id).describe()).runId).toBe(runId);
+    const runs = [];
+    for await (const run of client.workflow.list({
+      query: `WorkflowId = '${dunningWorkflowId(tenant.id)}'`,
+    })) {
+      runs.push(run.runId);
+    }
+    expect(runs).toEqual([runId]);
+    expect(await eventRow('stripe', firstEventId)).toMatchObject({ status: 'processed', attempts: 1 });
+  });
+
+  it('acts once when two deliveries of the same event race each other', async () => {
+    const racer = await insertTenant(deps.pool, 'pro');
+    const eventId = `evt_${unique()}`;
+    const payload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ metadata: { tenant_id: racer.id } }),
+      eventId,
+    );
+
+    const answers = await Promise.all([postStripe(payload), postStripe(payload)]);
+
+    const processed = answers.filter((a) => a.statusCode === 200 && a.json().status === 'processed');
+    const other = answers.find((a) => !processed.includes(a))!;
+    expect(processed).toHaveLength(1);
+    // The loser either saw the finished row (duplicate) or the claim in progress (409: the provider retries later).
+    expect(other.statusCode === 409 || (other.statusCode === 200 && other.json().duplicate === true)).toBe(
+      true,
+    );
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'processed', attempts: 1 });
+    expect((await settledStatus(racer.id, 1)).outstandingInvoices).toHaveLength(1);
+  });
+
+  it('verifies a header with two v1 signatures from both sides of a secret roll, whichever secret is configured', async () => {
+    const oldSecretApp = await buildApp({ stripeWebhookSecret: STRIPE_OLD_SECRET });
+    const rolled = (payload: string) => {
+      const timestamp = nowSeconds();
+      const current = stripeHeader(payload, STRIPE_SECRET, timestamp);
+      const previous = stripeHeader(payload, STRIPE_OLD_SECRET, timestamp);
+      // Stripe's header during a roll: t=...,v1=<new>,v1=<old>
+      return `${current},${previous.split(',').find((part) => part.startsWith('v1='))}`;
+    };
+    const onCurrent = stripeEvent('customer.updated', { id: `cus_${unique()}`, object: 'customer' });
+    const onPrevious = stripeEvent('customer.updated', { id: `cus_${unique()}`, object: 'customer' });
+    expect(rolled(onCurrent).match(/v1=/g)).toHaveLength(2);
+
+    expect((await postStripe(onCurrent, rolled(onCurrent))).statusCode).toBe(200);
+    expect((await postStripe(onPrevious, rolled(onPrevious), oldSecretApp)).statusCode).toBe(200);
+    // A secret on neither side still fails.
+    const other = stripeHeader(onCurrent, 'whsec_someone_else');
+    expect((await postStripe(onCurrent, other, oldSecretApp)).statusCode).toBe(400);
+  });
+
+  it('refuses a signature older than the 300 s tolerance, and accepts one inside it', async () => {
+    const staleId = `evt_${unique()}`;
+    const stalePayload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ metadata: { tenant_id: tenant.id } }),
+      staleId,
+    );
+    const recent = stripeEvent('customer.updated', { id: `cus_${unique()}`, object: 'customer' });
+
+    const stale = await postStripe(
+      stalePayload,
+      stripeHeader(stalePayload, STRIPE_SECRET, nowSeconds() - 301),
+    );
+    const inside = await postStripe(recent, stripeHeader(recent, STRIPE_SECRET, nowSeconds() - 240));
+
+    expect(stale.statusCode).toBe(400);
+    expect(stale.json().message).toMatch(/Timestamp outside the tolerance zone/);
+    expect(await eventRow('stripe', staleId)).toBeUndefined();
+    expect(inside.statusCode).toBe(200);
+  });
+
+  it('refuses a bad signature with 400: nothing processed, nothing started, the rejection counted', async () => {
+    const stranger = await insertTenant(deps.pool, 'pro');
+    const eventId = `evt_${unique()}`;
+    const payload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ metadata: { tenant_id: stranger.id } }),
+      eventId,
+    );
+    const rejectedBefore = await metricValue(metrics.webhookEvents, {
+      provider: 'stripe',
+      outcome: 'rejected',
+    });
+
+    const response = await postStripe(payload, stripeHeader(payload, 'whsec_forged'));
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json().message).toMatch(/^signature verification failed: No signatures found/);
+    expect(await eventRow('stripe', eventId)).toBeUndefined();
+    await expectNoWorkflow(stranger.id);
+    // Counted for the webhook-failure incident under a key of its own, with only a digest of the untrusted body.
+    const { rows } = await deps.pool.query<EventRow>(
+      `SELECT status, signature_valid, event_type, payload FROM webhook_events
+       WHERE provider = 'stripe' AND payload->>'claimed_event' = $1`,
+      [eventId],
+    );
+    expect(rows).toEqual([
+      expect.objectContaining({
+        status: 'rejected',
+        signature_valid: false,
+        event_type: 'invoice.payment_failed',
+      }),
+    ]);
+    expect(rows[0]!.payload).not.toHaveProperty('data');
+    expect(await metricValue(metrics.webhookEvents, { provider: 'stripe', outcome: 'rejected' })).toBe(
+      rejectedBefore + 1,
+    );
+  });
+
+  it('refuses malformed JSON with 400 and the parser’s reason', async () => {
+    const payload = '{"id": "evt_malformed", "type": "invoice.payment_failed", "data": ';
+
+    const response = await postStripe(payload);
+
+    expect(response.statusCode).toBe(400);
+    expect(response.json().message).toMatch(/^malformed JSON: /);
+    expect(await eventRow('stripe', 'evt_malformed')).toBeUndefined();
+  });
+
+  it('stores an event type billops does not act on and answers 200 (ignored)', async () => {
+    const eventId = `evt_${unique()}`;
+    const response = await postStripe(
+      stripeEvent('product.created', { id: 'prod_1', object: 'product' }, eventId),
+    );
+
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ received: true, status: 'ignored' });
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'ignored', signature_valid: true });
+  });
+
+  it('records an event for an unknown tenant, answers 200, counts it and starts nothing', async () => {
+    const ghost = `ghost-${unique()}`;
+    const eventId = `evt_${unique()}`;
+    const before = await metricValue(metrics.unknownTenant, { provider: 'stripe' });
+
+    const response = await postStripe(
+      stripeEvent('invoice.payment_failed', stripeInvoice({ metadata: { tenant_id: ghost } }), eventId),
+    );
+
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).toMatchObject({ received: true, status: 'ignored' });
+    expect(response.json().reason).toMatch(new RegExp(`unknown tenant: metadata.tenant_id ${ghost}`));
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'ignored', tenant_id: null });
+    expect(await metricValue(metrics.unknownTenant, { provider: 'stripe' })).toBe(before + 1);
+    await expectNoWorkflow(ghost);
+  });
+
+  it('keeps refunds and disputes for their incident workflows (stored_for_incident), starting nothing', async () => {
+    const customer = `cus_${unique()}`;
+    const refundTenant = await insertTenant(deps.pool, 'pro');
+    await deps.pool.query('UPDATE tenants SET stripe_customer_id = $2 WHERE id = $1', [
+      refundTenant.id,
+      customer,
+    ]);
+    const refundId = `evt_${unique()}`;
+    const disputeId = `evt_${unique()}`;
+
+    const refund = await postStripe(
+      stripeEvent(
+        'charge.refunded',
+        { id: 'ch_1', object: 'charge', customer, amount_refunded: 4900 },
+        refundId,
+      ),
+    );
+    const dispute = await postStripe(
+      stripeEvent('charge.dispute.created', { id: 'dp_1', object: 'dispute', charge: 'ch_1' }, disputeId),
+    );
+
+    expect([refund.statusCode, dispute.statusCode]).toEqual([200, 200]);
+    expect(await eventRow('stripe', refundId)).toMatchObject({
+      status: 'stored_for_incident',
+      tenant_id: refundTenant.id,
+    });
+    expect(await eventRow('stripe', disputeId)).toMatchObject({ status: 'stored_for_incident' });
+    await expectNoWorkflow(refundTenant.id);
+  });
+
+  it('recovers the lifecycle when every failed invoice is paid (invoice.paid, invoice.payment_succeeded)', async () => {
+    const handle = dunningHandle(tenant.id);
+    const paid = (type: string, id: string) =>
+      postStripe(
+        stripeEvent(
+          type,
+          stripeInvoice({ id, metadata: { tenant_id: tenant.id }, amountDue: 0, extra: { status: 'paid' } }),
+        ),
+      );
+
+    const first = await paid('invoice.paid', firstInvoiceId);
+    const second = await paid('invoice.payment_succeeded', secondStripeInvoice.stripeId);
+
+    expect(first.json()).toMatchObject({ status: 'processed', workflowId: dunningWorkflowId(tenant.id) });
+    expect(second.statusCode).toBe(200);
+    const outcome = await handle.result();
+    expect(outcome.phase).toBe('recovered');
+    expect((await handle.query(dunningStatusQuery)).phase).toBe('recovered');
+    expect((await ourInvoice('stripe', firstInvoiceId))?.status).toBe('paid');
+    expect((await ourInvoice('stripe', secondStripeInvoice.stripeId))?.status).toBe('paid');
+  });
+
+  it('answers 500 and marks the event failed when Temporal is unreachable; the provider’s retry processes it', async () => {
+    const customer = `cus_${unique()}`;
+    const mapped = await insertTenant(deps.pool, 'enterprise');
+    await deps.pool.query('UPDATE tenants SET stripe_customer_id = $2 WHERE id = $1', [mapped.id, customer]);
+    const unreachable = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) });
+    cleanups.push(() => unreachable.connection.close());
+    const temporalDown = await buildApp({ client: unreachable, temporalTimeoutMs: 1500 });
+    const eventId = `evt_${unique()}`;
+    // No metadata: the tenant comes from tenants.stripe_customer_id.
+    const payload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ customer, amountDue: 25_000 }),
+      eventId,
+    );
+
+    const failed = await postStripe(payload, stripeHeader(payload), temporalDown);
+
+    expect(failed.statusCode).toBe(500);
+    expect(failed.json().message).toMatch(/stored but could not be processed/);
+    const row = await eventRow('stripe', eventId);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1 });
+    expect(row!.error).toBeTruthy();
+    await expectNoWorkflow(mapped.id);
+
+    const retried = await postStripe(payload);
+
+    expect(retried.statusCode).toBe(200);
+    expect(retried.json()).toMatchObject({ status: 'processed' });
+    expect(await eventRow('stripe', eventId)).toMatchObject({
+      status: 'processed',
+      attempts: 2,
+      error: null,
+    });
+    const status = await dunningHandle(mapped.id).query(dunningStatusQuery);
+    expect(status.outstandingInvoices).toEqual([
+      expect.objectContaining({ amountMinor: 25_000, currency: 'USD' }),
+    ]);
+  });
+
+  it('answers 503 naming the variable to set when a route has no secret', async () => {
+    const unconfigured = await buildApp({ stripeWebhookSecret: undefined, paystackSecret: undefined });
+    const body = stripeEvent('product.created', { id: 'prod_1' });
+
+    const stripe = await postStripe(body, stripeHeader(body), unconfigured);
+    const paystack = await unconfigured.inject({
+      method: 'POST',
+      url: '/webhooks/paystack',
+      headers: { 'content-type': 'application/json', 'x-paystack-signature': 'ab' },
+      payload: '{}',
+    });
+
+    expect(stripe.statusCode).toBe(503);
+    expect(stripe.json().message).toMatch(/STRIPE_WEBHOOK_SECRET/);
+    expect(paystack.statusCode).toBe(503);
+    expect(paystack.json().message).toMatch(/PAYSTACK_WEBHOOK_SECRET/);
+  });
+
+  // ---- Paystack ----
+
+  describe('Paystack', () => {
+    let paystackTenant: TestTenant;
+    const reference = `ref-${unique()}`;
+    let chargeFailed: string;
+
+    const postPaystack = (payload: string, signature = signPaystackWebhook(payload, PAYSTACK_SECRET)) =>
+      app.inject({
+        method: 'POST',
+        url: '/webhooks/paystack',
+        headers: { 'content-type': 'application/json', 'x-paystack-signature': signature },
+        payload,
+      });
+
+    const charge = (event: string, fields: Record<string, unknown>) =>
+      JSON.stringify({
+        event,
+        data: {
+          id: Number.parseInt(unique().slice(0, 8), 16),
+          domain: 'test',
+          reference,
+          amount: 750_000,
+          currency: 'NGN',
+          metadata: '',
+          customer: {
+            id: 1,
+            email: `billing@${paystackTenant.id}.test`,
+            customer_code: `CUS_${paystackTenant.id}`,
+          },
+          created_at: new Date().toISOString(),
+          ...fields,
+        },
+      });
+
+    beforeAll(async () => {
+      paystackTenant = await insertTenant(deps.pool, 'pro', {
+        processor: 'paystack',
+        paystackAuthorization: `AUTH_${unique()}`,
+      });
+      chargeFailed = charge('charge.failed', { status: 'failed', gateway_response: 'Declined' });
+    });
+
+    it('starts dunning from charge.failed with a valid HMAC-SHA512, the amount in kobo', async () => {
+      const response = await postPaystack(chargeFailed);
+
+      expect(response.statusCode).toBe(200);
+      expect(response.json()).toMatchObject({
+        status: 'processed',
+        workflowId: dunningWorkflowId(paystackTenant.id),
+      });
+      const invoice = await ourInvoice('paystack', reference);
+      expect(invoice).toMatchObject({ tenant_id: paystackTenant.id, total_minor: 750_000 });
+      const status = await settledStatus(paystackTenant.id, 1);
+      expect(status.processor).toBe('paystack');
+      expect(status.outstandingInvoices).toEqual([
+        { invoiceId: invoice!.id, amountMinor: 750_000, currency: 'NGN' },
+      ]);
+      expect(await eventRow('paystack', `charge.failed:${reference}`)).toMatchObject({
+        status: 'processed',
+        tenant_id: paystackTenant.id,
+      });
+    });
+
+    it('refuses a wrong signature with 400', async () => {
+      const forged = charge('charge.success', { status: 'success', paid_at: new Date().toISOString() });
+
+      const wrongKey = await postPaystack(forged, signPaystackWebhook(forged, 'sk_test_not_ours'));
+      const truncated = await postPaystack(forged, signPaystackWebhook(forged, PAYSTACK_SECRET).slice(0, 64));
+
+      expect([wrongKey.statusCode, truncated.statusCode]).toEqual([400, 400]);
+      expect(wrongKey.json().message).toMatch(/x-paystack-signature/);
+      expect(await eventRow('paystack', `charge.success:${reference}`)).toBeUndefined();
+    });
+
+    it('answers a replayed charge.failed 200 duplicate with no second effect', async () => {
+      const before = await settledStatus(paystackTenant.id, 1);
+
+      const replay = await postPaystack(chargeFailed);
+
+      expect(replay.statusCode).toBe(200);
+      expect(replay.json()).toEqual({ received: true, duplicate: true });
+      expect((await dunningHandle(paystackTenant.id).query(dunningStatusQuery)).timeline).toEqual(
+        before.timeline,
+      );
+    });
+
+    it('recovers on charge.success for the same reference', async () => {
+      const success = charge('charge.success', { status: 'success', paid_at: new Date().toISOString() });
+
+      const response = await postPaystack(success);
+
+      expect(response.statusCode).toBe(200);
+      expect((await dunningHandle(paystackTenant.id).result()).phase).toBe('recovered');
+      expect((await ourInvoice('paystack', reference))?.status).toBe('paid');
+    });
+  });
+});
+
+async function metricValue<T extends string>(metric: Counter<T>, labels: Record<T, string>): Promise<number> {
+  const { values } = await metric.get();
+  const wanted = Object.entries(labels) as [T, string][];
+  const found = values.find((v) => wanted.every(([name, value]) => v.labels[name] === value));
+  return found?.value ?? 0;
+}
