@@ -15,6 +15,7 @@ const tenants = () => import('./cli/tenants');
 const dunning = () => import('./cli/dunning');
 const status = () => import('./cli/status');
 const steering = () => import('./cli/steering');
+const usageCli = () => import('./cli/usage');
 
 const commands: Command[] = [
   {
@@ -76,6 +77,76 @@ const commands: Command[] = [
     ],
     summary: 'add a tenant (DATABASE_URL)',
     run: async (args) => (await tenants()).tenantsAdd(args),
+  },
+  {
+    name: 'usage backfill',
+    synopsis: ['usage backfill --from ISO --to ISO [--tenant ID]... [--chunk-hours N] [--wait]'],
+    summary:
+      "recompute the range's rollups from raw events, or join the running backfill; --wait shows percent",
+    run: async (args) => (await usageCli()).usageBackfill(args),
+  },
+  {
+    name: 'usage status',
+    synopsis: ['usage status <workflowId> [--json]'],
+    summary: "a backfill's percent, chunks, events, state and resumes, or a rollup run's attempts",
+    run: async (args) => (await usageCli()).usageStatus(args),
+  },
+  {
+    name: 'usage runs',
+    synopsis: ['usage runs [--last N] [--json]'],
+    summary: 'verify aggregation job status: the latest rollup runs (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageRuns(args),
+  },
+  {
+    name: 'usage lag',
+    synopsis: ['usage lag [--json]'],
+    summary: 'ingestion lag: the newest usage event per meter (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageLag(args),
+  },
+  {
+    name: 'usage spot-check',
+    synopsis: ['usage spot-check --from ISO --to ISO (--tenant ID... | --sample N) [--json]'],
+    summary: 'rollups against raw events, hour by hour; exit 1 when any mismatch is found (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageSpotCheck(args),
+  },
+  {
+    name: 'usage load',
+    synopsis: ['usage load <file> [--batch-size N] [--format ndjson|csv] [--json]'],
+    summary: 'ingest an NDJSON or CSV file of usage events; exit 1 when any line is refused (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageLoad(args),
+  },
+  {
+    name: 'invoices recalculate',
+    synopsis: ['invoices recalculate --from ISO --to ISO [--tenant ID]... [--json]'],
+    summary: "recompute the period's usage invoices: old total, new total, difference, action (DATABASE_URL)",
+    run: async (args) => (await usageCli()).invoicesRecalculate(args),
+  },
+  {
+    name: 'invoices hold',
+    synopsis: [
+      'invoices hold generation [--tenant ID] [--meter M] --reason TEXT [--operator NAME] [--json]',
+      'invoices hold delivery [--tenant ID] [--invoice ID]... --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary:
+      'stop invoice generation (tenant, meter or all), or delivery of undelivered invoices (DATABASE_URL)',
+    run: async (args) => (await usageCli()).invoicesHold(args),
+  },
+  {
+    name: 'invoices release',
+    synopsis: [
+      'invoices release generation [--tenant ID] [--meter M] --reason TEXT [--operator NAME] [--json]',
+      'invoices release delivery [--tenant ID] [--invoice ID]... --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary: 'lift the generation holds of exactly that scope, or the delivery holds (DATABASE_URL)',
+    run: async (args) => (await usageCli()).invoicesRelease(args),
+  },
+  {
+    name: 'overage decide',
+    synopsis: [
+      'overage decide <workflowId> --decision no_action|throttled|blocked --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary: "the Enterprise manual review's decision; refused unless the review is open and undecided",
+    run: async (args) => (await usageCli()).overageDecide(args),
   },
   {
     name: 'db migrate',
