@@ -1,4 +1,5 @@
-// The HTTP ingress: liveness, Prometheus metrics, usage ingestion and signed payment webhooks.
+// The HTTP ingress: liveness, Prometheus metrics, usage ingestion and signed payment webhooks, described at /docs/json.
+import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
@@ -16,6 +17,20 @@ export interface IngressDependencies {
   webhooks?: WebhookSettings;
 }
 
+const healthSchema = {
+  summary: 'Liveness, with the reachability of the database and Temporal',
+  response: {
+    200: {
+      type: 'object',
+      properties: { status: { type: 'string' }, database: { type: 'string' }, temporal: { type: 'string' } },
+    },
+    503: {
+      type: 'object',
+      properties: { status: { type: 'string' }, database: { type: 'string' }, temporal: { type: 'string' } },
+    },
+  },
+};
+
 export function buildIngress(deps: IngressDependencies): FastifyInstance {
   const app = Fastify({ logger: false });
   const registry = deps.registry ?? new Registry();
@@ -25,39 +40,57 @@ export function buildIngress(deps: IngressDependencies): FastifyInstance {
   });
   instrumentRequests(app, metrics);
 
-  // Liveness plus what the process depends on, so an operator sees which part is down.
-  app.get('/healthz', async (_request, reply) => {
-    const [database, temporal] = await Promise.all([
-      deps.pool.query('SELECT 1').then(
-        () => 'ok',
-        (err: Error) => err.message,
-      ),
-      deps.client.workflowService.getSystemInfo({}).then(
-        () => 'ok',
-        (err: Error) => err.message,
-      ),
-    ]);
-    const healthy = database === 'ok' && temporal === 'ok';
-    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'degraded', database, temporal });
+  // The OpenAPI description is built from the route schemas, so it must see every route: routes live in a plugin
+  // registered after it.
+  app.register(swagger, {
+    openapi: {
+      info: { title: 'billops ingress', version: '1' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
   });
-
-  app.get('/metrics', async (_request, reply) => {
-    return reply.type(registry.contentType).send(await registry.metrics());
-  });
-
-  registerUsageRoutes(app, { pool: deps.pool, registry });
-  if (deps.webhooks) {
-    registerWebhookRoutes(app, {
-      ...deps.webhooks,
-      pool: deps.pool,
-      client: deps.client,
-      metrics: {
-        unknownTenant: metrics.webhookEventsUnknownTenant,
-        webhookEvents: metrics.webhookEvents,
-        processingSeconds: metrics.webhookProcessingSeconds,
-      },
+  app.register(async (api) => {
+    // Liveness plus what the process depends on, so an operator sees which part is down.
+    api.get('/healthz', { schema: healthSchema }, async (_request, reply) => {
+      const [database, temporal] = await Promise.all([
+        deps.pool.query('SELECT 1').then(
+          () => 'ok',
+          (err: Error) => err.message,
+        ),
+        deps.client.workflowService.getSystemInfo({}).then(
+          () => 'ok',
+          (err: Error) => err.message,
+        ),
+      ]);
+      const healthy = database === 'ok' && temporal === 'ok';
+      return reply
+        .code(healthy ? 200 : 503)
+        .send({ status: healthy ? 'ok' : 'degraded', database, temporal });
     });
-  }
+
+    api.get(
+      '/metrics',
+      { schema: { summary: 'Prometheus metrics (text exposition format)', produces: ['text/plain'] } },
+      async (_request, reply) => {
+        return reply.type(registry.contentType).send(await registry.metrics());
+      },
+    );
+
+    registerUsageRoutes(api, { pool: deps.pool, registry });
+    if (deps.webhooks) {
+      registerWebhookRoutes(api, {
+        ...deps.webhooks,
+        pool: deps.pool,
+        client: deps.client,
+        metrics: {
+          unknownTenant: metrics.webhookEventsUnknownTenant,
+          webhookEvents: metrics.webhookEvents,
+          processingSeconds: metrics.webhookProcessingSeconds,
+        },
+      });
+    }
+
+    api.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
+  });
 
   return app;
 }
