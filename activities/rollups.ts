@@ -97,7 +97,8 @@ const ROLLUP_WINDOW = `
     WHERE occurred_at >= $1::timestamptz AND occurred_at < $2::timestamptz
       AND ($3::text[] IS NULL OR tenant_id = ANY ($3::text[]))
     GROUP BY 1, 2, 3
-    ORDER BY 1, 2, 3
+    -- One lock order for every writer; byte order lets PostgreSQL hash-aggregate and sort only the groups.
+    ORDER BY tenant_id COLLATE "C", meter COLLATE "C", 3
     ON CONFLICT (tenant_id, meter, hour) DO UPDATE
       SET quantity = EXCLUDED.quantity, event_count = EXCLUDED.event_count,
           run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at
