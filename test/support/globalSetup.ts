@@ -50,6 +50,14 @@ async function startSharedServers(): Promise<void> {
   chmodSync(workDir, 0o755);
   const supervisor = new ChildSupervisor();
   const runtime: TestRuntime = { supervisor, workDir };
+  // An interrupted run (Ctrl-C, a CI timeout) skips globalTeardown: the servers must not outlive it.
+  process.once('exit', () => supervisor.killAllNow());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      supervisor.killAllNow();
+      process.exit(130);
+    });
+  }
   (globalThis as { billopsTestRuntime?: TestRuntime }).billopsTestRuntime = runtime;
 
   const [pgPort, temporalPort, smtpPort, stripePort] = [
