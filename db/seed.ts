@@ -1,6 +1,6 @@
 // Demo data for a fresh database: one tenant per tier (and one on Paystack) with subscriptions, invoices and rates.
 import type { Pool, PoolClient } from 'pg';
-import { newTenantSchema, type NewTenantInput } from './tenants';
+import { insertTenantRow, newTenantSchema, type NewTenantInput } from './tenants';
 
 export const DEMO_TENANT_IDS = ['acme', 'globex', 'initech', 'umbrella'] as const;
 export type DemoTenantId = (typeof DEMO_TENANT_IDS)[number];
@@ -147,27 +147,7 @@ async function insertTenants(client: PoolClient): Promise<number> {
   let inserted = 0;
   for (const input of DEMO_TENANTS) {
     const t = newTenantSchema.parse(input);
-    const { rowCount } = await client.query(
-      `INSERT INTO tenants (id, name, tier, email, billing_email, account_manager_email, currency, payment_processor,
-                            stripe_customer_id, paystack_customer_code, paystack_authorization_code, normal_capacity_rps)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-       ON CONFLICT DO NOTHING`,
-      [
-        t.id,
-        t.name,
-        t.tier,
-        t.email,
-        t.billingEmail,
-        t.accountManagerEmail ?? null,
-        t.currency,
-        t.paymentProcessor,
-        t.stripeCustomerId ?? null,
-        t.paystackCustomerCode ?? null,
-        t.paystackAuthorizationCode ?? null,
-        t.normalCapacityRps,
-      ],
-    );
-    inserted += rowCount ?? 0;
+    inserted += await insertTenantRow(client, t, { ifAbsent: true });
     for (const [meter, capUnits] of Object.entries(t.usageCaps)) {
       await client.query(
         'INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',

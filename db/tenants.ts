@@ -1,5 +1,5 @@
 // The tenants repository: list, get and add tenants, with the new-tenant input validated by zod at this edge.
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { z } from 'zod';
 
 export const TENANT_TIERS = ['free', 'pro', 'enterprise'] as const;
@@ -174,6 +174,34 @@ export async function getTenant(pool: Pool, id: string): Promise<Tenant | undefi
 }
 
 /** Validates the input, then inserts the tenant and its usage caps in one transaction (service controls come by trigger). */
+/** Inserts one validated tenant; with `ifAbsent` an existing id is left alone. Returns the number of rows inserted. */
+export async function insertTenantRow(
+  db: Pick<PoolClient, 'query'>,
+  t: NewTenant,
+  opts: { ifAbsent?: boolean } = {},
+): Promise<number> {
+  const { rowCount } = await db.query(
+    `INSERT INTO tenants (id, name, tier, email, billing_email, account_manager_email, currency, payment_processor,
+                          stripe_customer_id, paystack_customer_code, paystack_authorization_code, normal_capacity_rps)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)${opts.ifAbsent ? ' ON CONFLICT DO NOTHING' : ''}`,
+    [
+      t.id,
+      t.name,
+      t.tier,
+      t.email,
+      t.billingEmail,
+      t.accountManagerEmail ?? null,
+      t.currency,
+      t.paymentProcessor,
+      t.stripeCustomerId ?? null,
+      t.paystackCustomerCode ?? null,
+      t.paystackAuthorizationCode ?? null,
+      t.normalCapacityRps,
+    ],
+  );
+  return rowCount ?? 0;
+}
+
 export async function addTenant(pool: Pool, input: UncheckedNewTenant): Promise<Tenant> {
   const parsed = newTenantSchema.safeParse(input);
   if (!parsed.success) throw new TenantInputError(parsed.error.issues);
@@ -181,25 +209,7 @@ export async function addTenant(pool: Pool, input: UncheckedNewTenant): Promise<
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    await client.query(
-      `INSERT INTO tenants (id, name, tier, email, billing_email, account_manager_email, currency, payment_processor,
-                            stripe_customer_id, paystack_customer_code, paystack_authorization_code, normal_capacity_rps)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-      [
-        t.id,
-        t.name,
-        t.tier,
-        t.email,
-        t.billingEmail,
-        t.accountManagerEmail ?? null,
-        t.currency,
-        t.paymentProcessor,
-        t.stripeCustomerId ?? null,
-        t.paystackCustomerCode ?? null,
-        t.paystackAuthorizationCode ?? null,
-        t.normalCapacityRps,
-      ],
-    );
+    await insertTenantRow(client, t);
     for (const [meter, capUnits] of Object.entries(t.usageCaps)) {
       await client.query('INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, $3)', [
         t.id,
