@@ -1,16 +1,14 @@
 // The operator CLI as a user runs it: bin/billops in its own process, against the shared dev server and PostgreSQL.
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { dunningQuery, dunningWorkflowId } from '../../client/dunning';
 import type { DunningStatus } from '../../domain/dunning';
-import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { dunningStatusQuery } from '../../workflows/definitions';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { testWorkerDependencies } from '../support/workerDeps';
+import { testEnv } from '../support/testRuntime';
+import { startTestWorker, type TestWorker } from '../support/testWorker';
 
 const BILLOPS = join(__dirname, '../../bin/billops');
 const DAY_MS = 86_400_000;
@@ -25,10 +23,8 @@ interface Run {
 describe('billops operator CLI', () => {
   const taskQueue = `cli-${Date.now()}`;
   let deps: WorkerDependencies;
-  let nativeConnection: NativeConnection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let testWorker: TestWorker;
   let pro: TestTenant;
   let free: TestTenant;
   let invoices: { invoiceId: string; amountMinor: number }[];
@@ -55,17 +51,8 @@ describe('billops operator CLI', () => {
   const statusOf = () => client.workflow.getHandle(workflowId).query(dunningStatusQuery);
 
   beforeAll(async () => {
-    deps = testWorkerDependencies();
-    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
-    client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
-    worker = await createBillopsWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: workflowBundle(),
-    });
-    running = worker.run();
+    testWorker = await startTestWorker(taskQueue);
+    ({ deps, client } = testWorker);
     pro = await insertTenant(deps.pool, 'pro');
     free = await insertTenant(deps.pool, 'free');
     invoices = [await insertOpenInvoice(deps.pool, pro.id), await insertOpenInvoice(deps.pool, pro.id)];
@@ -77,11 +64,7 @@ describe('billops operator CLI', () => {
       .getHandle(workflowId)
       .terminate('cli test done')
       .catch(() => undefined);
-    worker?.shutdown();
-    await running;
-    await client?.connection.close();
-    await nativeConnection?.close();
-    await deps?.close();
+    await testWorker?.stop();
   });
 
   const start = (invoice: { invoiceId: string; amountMinor: number }) =>

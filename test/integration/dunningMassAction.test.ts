@@ -1,39 +1,26 @@
 // Processor outage mass action on the dev server: one call extends grace for every lifecycle a visibility query selects.
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { dunningWorkflowId, signalDunningWhere, startOrJoinDunning } from '../../client/dunning';
 import type { DunningStatus } from '../../domain/dunning';
 import { defaultPolicy } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { dunningStatusQuery } from '../../workflows/definitions';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_PORTAL_URL, testWorkerDependencies } from '../support/workerDeps';
+import { startTestWorker, type TestWorker } from '../support/testWorker';
+import { TEST_PORTAL_URL } from '../support/workerDeps';
 
 const HOUR = 3_600_000;
 
 describe('mass action over dunning lifecycles', () => {
   let deps: WorkerDependencies;
-  let nativeConnection: NativeConnection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let testWorker: TestWorker;
   const taskQueue = `mass-${Date.now()}`;
   const tenants: { tenant: TestTenant; processor: 'stripe' | 'paystack' }[] = [];
 
   beforeAll(async () => {
-    deps = testWorkerDependencies();
-    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
-    client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
-    worker = await createBillopsWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: workflowBundle(),
-    });
-    running = worker.run();
+    testWorker = await startTestWorker(taskQueue);
+    ({ deps, client } = testWorker);
   });
 
   afterAll(async () => {
@@ -43,11 +30,7 @@ describe('mass action over dunning lifecycles', () => {
         .terminate('test done')
         .catch(() => undefined);
     }
-    worker?.shutdown();
-    await running;
-    await client?.connection.close();
-    await nativeConnection?.close();
-    await deps?.close();
+    await testWorker?.stop();
   });
 
   it('extends grace by 48 hours for every Stripe tenant in dunning, and reports how many it reached', async () => {

@@ -1,7 +1,6 @@
 // Payment webhooks through Fastify's inject against the dev server, a worker and PostgreSQL: verification, dedup, dunning.
 import { randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import Stripe from 'stripe';
@@ -9,14 +8,13 @@ import { dunningWorkflowId } from '../../client/dunning';
 import { registerWebhookRoutes, type WebhookDependencies } from '../../client/ingress/webhooks';
 import type { DunningStatus } from '../../domain/dunning';
 import { defaultPolicy } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { dunningStatusQuery } from '../../workflows/definitions';
 import type { dunningWorkflow } from '../../workflows/dunning';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
 import { signPaystackWebhook } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_PORTAL_URL, testWorkerDependencies } from '../support/workerDeps';
+import { startTestWorker, type TestWorker } from '../support/testWorker';
+import { TEST_PORTAL_URL } from '../support/workerDeps';
 
 // light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; it is only
 // used to send request cookies, which these tests never do.
@@ -46,10 +44,8 @@ interface EventRow {
 
 describe('payment webhooks on the HTTP ingress', () => {
   let deps: WorkerDependencies;
-  let nativeConnection: NativeConnection;
   let client: Client;
-  let worker: Worker;
-  let running: Promise<void>;
+  let testWorker: TestWorker;
   let app: FastifyInstance;
   const apps: FastifyInstance[] = [];
   const taskQueue = `webhooks-${unique()}`;
@@ -96,17 +92,8 @@ describe('payment webhooks on the HTTP ingress', () => {
   }
 
   beforeAll(async () => {
-    deps = testWorkerDependencies();
-    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
-    client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
-    worker = await createBillopsWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: workflowBundle(),
-    });
-    running = worker.run();
+    testWorker = await startTestWorker(taskQueue);
+    ({ deps, client } = testWorker);
     app = await buildApp();
   });
 
@@ -119,11 +106,7 @@ describe('payment webhooks on the HTTP ingress', () => {
     }
     for (const built of apps) await built.close();
     for (const cleanup of cleanups) await cleanup().catch(() => undefined);
-    worker?.shutdown();
-    await running;
-    await client?.connection.close();
-    await nativeConnection?.close();
-    await deps?.close();
+    await testWorker?.stop();
   });
 
   // ---- Stripe ----
