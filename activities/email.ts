@@ -5,7 +5,8 @@ import type { Mailer } from './mailer';
 export interface EmailRequest {
   /** Workflow id + step: the same key always means the same message. */
   idempotencyKey: string;
-  tenantId: string;
+  /** null for mail to billops' own operators (the root-cause reminder). */
+  tenantId: string | null;
   to: string;
   subject: string;
   text: string;

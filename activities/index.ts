@@ -3,13 +3,16 @@ import type { Pool } from 'pg';
 import { createDecisionActivities } from './decisions';
 import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
+import { createIncidentActivities } from './incidents';
 import { createInvoicingActivities } from './invoicing';
 import type { Mailer } from './mailer';
 import { createNoticeActivities } from './notices';
 import { createOverageActivities } from './overage';
+import { createPagingActivities, type PagingOptions } from './paging';
 import { createPaymentActivities, type PaymentGateways } from './payments';
 import { createRollupActivities } from './rollups';
 import { createServiceControlActivities } from './serviceControls';
+import { createStuckTransactionActivities } from './stuckTransactions';
 import { createTenantDataActivities } from './tenantData';
 import { createUsageIntegrityActivities } from './usageIntegrity';
 
@@ -21,12 +24,34 @@ export interface ActivityDependencies {
   gateways: PaymentGateways;
   billingPortalUrl: string;
   decisionsLogPath: string;
+  /** Where incidents page people, post status updates and write reports. */
+  incidents: IncidentDependencies;
+}
+
+export interface IncidentDependencies {
+  paging: PagingOptions;
+  statusPageWebhookUrl?: string;
+  opsEmail: string;
+  reportsDir: string;
+  backupProcessor?: 'stripe' | 'paystack';
+  scaleUpHook?: string;
+  failoverHook?: string;
+  healthUrl?: string;
 }
 
 export function createActivities(deps: ActivityDependencies) {
   const { pool } = deps;
+  const email = createEmailActivities({ pool, mailer: deps.mailer, from: deps.mailFrom });
   return {
-    ...createEmailActivities({ pool, mailer: deps.mailer, from: deps.mailFrom }),
+    ...email,
+    ...createPagingActivities(deps.incidents.paging),
+    ...createIncidentActivities({
+      pool,
+      email,
+      opsEmail: deps.incidents.opsEmail,
+      reportsDir: deps.incidents.reportsDir,
+      statusPageWebhookUrl: deps.incidents.statusPageWebhookUrl,
+    }),
     ...createNoticeActivities({ pool }),
     ...createPaymentActivities({ pool, ...deps.gateways, billingPortalUrl: deps.billingPortalUrl }),
     ...createServiceControlActivities({ pool }),
@@ -37,6 +62,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createRollupActivities({ pool }),
     ...createOverageActivities({ pool }),
     ...createUsageIntegrityActivities({ pool }),
+    ...createStuckTransactionActivities({ pool, ...deps.gateways }),
   };
 }
 

@@ -16,6 +16,8 @@ const dunning = () => import('./cli/dunning');
 const status = () => import('./cli/status');
 const steering = () => import('./cli/steering');
 const usageCli = () => import('./cli/usage');
+const webhooks = () => import('./cli/webhooks');
+const reconcileCli = () => import('./cli/reconcile');
 
 const commands: Command[] = [
   {
@@ -147,6 +149,22 @@ const commands: Command[] = [
     ],
     summary: "the Enterprise manual review's decision; refused unless the review is open and undecided",
     run: async (args) => (await usageCli()).overageDecide(args),
+  },
+  {
+    name: 'webhooks retry',
+    synopsis: ['webhooks retry --hours N [--json]'],
+    summary:
+      'reprocess, once each, webhook events that failed in the last N hours (beyond the 7-day retry window: ' +
+      'expired); exit 1 when any still fails (DATABASE_URL)',
+    run: async (args) => (await webhooks()).webhooksRetry(args),
+  },
+  {
+    name: 'reconcile',
+    synopsis: ['reconcile --date YYYY-MM-DD [--processor stripe|paystack] [--json]'],
+    summary:
+      "a UTC day's Stripe/Paystack transactions against our payments and invoices; exit 1 on any discrepancy " +
+      '(DATABASE_URL)',
+    run: async (args) => (await reconcileCli()).reconcile(args),
   },
   {
     name: 'db migrate',

@@ -7,7 +7,7 @@ import { migrate } from '../db/migrate';
 import { describeDatabaseUrl } from '../db/pool';
 import { seedDemoTenants } from '../db/seed';
 import { createBillopsWorker, connectWorker } from '../workers/createWorker';
-import { createWorkerDependencies } from '../workers/dependencies';
+import { createWorkerDependencies, incidentDependencies } from '../workers/dependencies';
 import { createGatewaysFromConfig } from '../activities/payments';
 import { createStripeGateway } from '../activities/payments/stripe';
 import { loadConfig, loadPolicyForConfig } from './config';
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
       billingPortalUrl: config.billingPortalUrl,
       decisionsLogPath: resolve(config.decisionsLogPath),
       gateways,
+      incidents: incidentDependencies(config),
       poolMax: embeddedDb ? 1 : 10,
     });
     stoppers.push({ name: 'database pool and mailer', stop: () => deps.close() });

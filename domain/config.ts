@@ -31,6 +31,24 @@ export interface BillopsConfig {
   dataDir: string;
   billingPortalUrl: string;
   mailFrom: string;
+  /** Where incidents reach people and the outside world (each part optional: unset means not configured). */
+  incidents: {
+    pagerDutyRoutingKey?: string;
+    pagerDutyEventsUrl?: string;
+    slackWebhookUrl?: string;
+    statusPageWebhookUrl?: string;
+    /** Who receives the 48-hour root-cause reminder. */
+    opsEmail: string;
+    /** Incident reports (Markdown) are written here as well as stored in the incidents table. */
+    reportsDir: string;
+    /** The processor new payments switch to while the tenant's own is down. */
+    backupProcessor?: 'stripe' | 'paystack';
+    /** Billing system outage hooks: an http(s) URL is POSTed to; anything else is run as a command. */
+    scaleUpHook?: string;
+    failoverHook?: string;
+    /** The billing API's health endpoint probed in a billing system outage. */
+    healthUrl?: string;
+  };
   /** Ports of the Temporal dev server `npm start` runs when TEMPORAL_ADDRESS is unset. */
   embedded: { temporalPort: number; uiPort: number };
 }
@@ -51,10 +69,20 @@ export const SECRET_VARIABLES = [
   'PAYSTACK_SECRET_KEY',
   'PAYSTACK_WEBHOOK_SECRET',
   'ALERTMANAGER_TOKEN',
+  'PAGERDUTY_ROUTING_KEY',
+  'SLACK_WEBHOOK_URL',
 ] as const;
 
 /** Secrets plus the URLs that may carry a password: their values never appear in a problem. */
-const UNECHOED: ReadonlySet<string> = new Set<string>([...SECRET_VARIABLES, 'DATABASE_URL', 'SMTP_URL']);
+const UNECHOED: ReadonlySet<string> = new Set<string>([
+  ...SECRET_VARIABLES,
+  'DATABASE_URL',
+  'SMTP_URL',
+  // Hook URLs and commands may carry tokens.
+  'STATUS_PAGE_WEBHOOK_URL',
+  'BILLOPS_SCALE_UP_HOOK',
+  'BILLOPS_FAILOVER_HOOK',
+]);
 
 const PORT_RE = /^\d{1,5}$/;
 const isPort = (v: string) => PORT_RE.test(v) && Number(v) >= 1 && Number(v) <= 65535;
@@ -158,6 +186,24 @@ const envSchema = z.object({
     .default('billops <billing@billops.local>'),
   TEMPORAL_UI_PORT: port(8233),
   TEMPORAL_PORT: port(7233),
+  PAGERDUTY_ROUTING_KEY: secret(null, 'the Events API v2 integration key'),
+  PAGERDUTY_EVENTS_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
+  SLACK_WEBHOOK_URL: z
+    .string()
+    .refine(isUrlWith(['http:', 'https:']), 'must be an http:// or https:// incoming-webhook URL')
+    .optional(),
+  STATUS_PAGE_WEBHOOK_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
+  BILLOPS_OPS_EMAIL: z
+    .string()
+    .regex(/^[^<>\s@]+@[^<>\s@]+$/, 'must be an email address, e.g. billing-ops@example.com')
+    .default('billing-ops@billops.local'),
+  INCIDENT_REPORTS_DIR: z.string().optional(),
+  BILLOPS_BACKUP_PROCESSOR: z
+    .enum(['stripe', 'paystack'], { message: 'must be stripe or paystack' })
+    .optional(),
+  BILLOPS_SCALE_UP_HOOK: z.string().optional(),
+  BILLOPS_FAILOVER_HOOK: z.string().optional(),
+  BILLOPS_HEALTH_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -281,6 +327,18 @@ function toConfig(env: z.output<typeof envSchema>): BillopsConfig {
     dataDir: env.BILLOPS_DATA_DIR,
     billingPortalUrl: env.BILLOPS_BILLING_PORTAL_URL,
     mailFrom: env.BILLOPS_MAIL_FROM,
+    incidents: {
+      pagerDutyRoutingKey: env.PAGERDUTY_ROUTING_KEY,
+      pagerDutyEventsUrl: env.PAGERDUTY_EVENTS_URL,
+      slackWebhookUrl: env.SLACK_WEBHOOK_URL,
+      statusPageWebhookUrl: env.STATUS_PAGE_WEBHOOK_URL,
+      opsEmail: env.BILLOPS_OPS_EMAIL,
+      reportsDir: env.INCIDENT_REPORTS_DIR ?? `${env.BILLOPS_DATA_DIR.replace(/\/+$/, '')}/incidents`,
+      backupProcessor: env.BILLOPS_BACKUP_PROCESSOR,
+      scaleUpHook: env.BILLOPS_SCALE_UP_HOOK,
+      failoverHook: env.BILLOPS_FAILOVER_HOOK,
+      healthUrl: env.BILLOPS_HEALTH_URL,
+    },
     embedded: { temporalPort: env.TEMPORAL_PORT, uiPort: env.TEMPORAL_UI_PORT },
   };
 }
@@ -308,6 +366,14 @@ export function redactConfig(config: BillopsConfig): BillopsConfig {
       webhookSecret: hide(config.paystack.webhookSecret),
     },
     alertmanagerToken: hide(config.alertmanagerToken),
+    incidents: {
+      ...config.incidents,
+      pagerDutyRoutingKey: hide(config.incidents.pagerDutyRoutingKey),
+      slackWebhookUrl: hide(config.incidents.slackWebhookUrl),
+      statusPageWebhookUrl: hide(config.incidents.statusPageWebhookUrl),
+      scaleUpHook: hide(config.incidents.scaleUpHook),
+      failoverHook: hide(config.incidents.failoverHook),
+    },
     ingress: { ...config.ingress },
     embedded: { ...config.embedded },
   };

@@ -40,12 +40,11 @@ export function responseDeadline(policy: Policy, kind: IncidentKind, openedAt: D
 /**
  * The levels in order, each due at its `at` unless someone acknowledged before.
  *
- * Rule (the runbooks give two clocks): level 1 is due at the EARLIER of the incident's response time (000) and the
- * chain's escalation step (004's "30 min"), so an unacknowledged incident never waits longer than either runbook
- * allows; a payment processor outage escalates at 15 minutes, a dashboard outage at 30, not at 4 hours. Level 1
- * pages the chain's escalation contacts plus the teams seed 000 names for the incident kind. Level 2 keeps the
- * chain's own time (`finalEscalation.afterMinutes`, always after the escalation step), and is absent when the
- * chain ends at the escalation step (P4's "-").
+ * Rule: the response time is the acknowledgement timer. Level 1 is due when the incident's response time has passed
+ * unacknowledged (seed 000's per-kind time, else seed 004's per severity: 15 min, 1 h, 4 h, 24 h), and pages the
+ * chain's escalation contacts plus the teams seed 000 names for the incident kind. Level 2 follows after the gap
+ * seed 004's chain keeps between its escalation and final steps (`finalEscalation.afterMinutes -
+ * escalation.afterMinutes`, 30 min by default), and is absent when the chain ends at the escalation step (P4's "-").
  */
 export function escalationPlan(
   policy: Policy,
@@ -54,7 +53,7 @@ export function escalationPlan(
 ): EscalationLevel[] {
   const incident = policy.incidents[kind];
   const chain = policy.escalation[incident.severity];
-  const escalateAfter = Math.min(incidentResponseMinutes(policy, kind), chain.escalation.afterMinutes);
+  const escalateAfter = incidentResponseMinutes(policy, kind);
 
   const plan: EscalationLevel[] = [
     { level: 0, name: 'first_responder', contacts: [...chain.firstResponder], at: addMinutes(openedAt, 0) },
@@ -66,11 +65,12 @@ export function escalationPlan(
     },
   ];
   if (chain.finalEscalation !== null) {
+    const gap = chain.finalEscalation.afterMinutes - chain.escalation.afterMinutes;
     plan.push({
       level: 2,
       name: 'final_escalation',
       contacts: [...chain.finalEscalation.contacts],
-      at: addMinutes(openedAt, chain.finalEscalation.afterMinutes),
+      at: addMinutes(openedAt, escalateAfter + gap),
     });
   }
   return plan;

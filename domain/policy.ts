@@ -156,6 +156,19 @@ const policyObjectSchema = z
       })
       .strict(),
     incidents: incidentsSchema,
+    /** Seed 004 "stuck transactions": pending longer than this is stuck; in-flight ones are re-verified with backoff. */
+    stuckTransactions: z
+      .object({
+        pendingOverMinutes: minutes,
+        firstRecheckMinutes: minutes,
+        maxRecheckIntervalMinutes: minutes,
+        recheckForHours: z.number().int().positive(),
+      })
+      .strict(),
+    /** How an incident waiting for recovery probes the broken part: first probe, then doubling up to the cap. */
+    recoveryProbe: z.object({ firstAfterMinutes: minutes, maxIntervalMinutes: minutes }).strict(),
+    /** Who may acknowledge, resolve, approve or pause an incident; empty: anyone who names themselves. */
+    incidentResponders: z.array(team),
     postIncident: z
       .object({
         rootCauseReminderHours: z.number().int().positive(),
@@ -225,8 +238,8 @@ export const defaultPolicy: Policy = deepFreeze({
     P3: { name: 'Medium', responseMinutes: 240 },
     P4: { name: 'Low', responseMinutes: 1440 },
   },
-  // Seed 004's chains; afterMinutes counts from the incident's start while nobody has acknowledged it.
-  // 004 names no time for the final step: it follows another 30 minutes later.
+  // Seed 004's chains. The response time times level 1 (domain/escalation.ts); the final step follows after the
+  // gap between the two afterMinutes (004 names no time for it: another 30 minutes).
   escalation: {
     P1: {
       firstResponder: ['On-call Engineer'],
@@ -262,6 +275,14 @@ export const defaultPolicy: Policy = deepFreeze({
     subscription_activation_failure: { severity: 'P2', responseMinutes: null, escalateTo: ['Engineering'] },
     stuck_transactions: { severity: 'P3', responseMinutes: null, escalateTo: ['Engineering'] },
   },
+  stuckTransactions: {
+    pendingOverMinutes: 60,
+    firstRecheckMinutes: 15,
+    maxRecheckIntervalMinutes: 120,
+    recheckForHours: 24,
+  },
+  recoveryProbe: { firstAfterMinutes: 1, maxIntervalMinutes: 15 },
+  incidentResponders: [],
   postIncident: { rootCauseReminderHours: 48, reportRequiredFor: ['P1', 'P2'] },
   monitoring: {
     paymentSuccessRatePercent: { warnBelow: 95, criticalBelow: 90 },

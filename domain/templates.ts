@@ -44,6 +44,20 @@ export interface TemplateVarsByName {
   suspensionNotice: { tenant_id: string; deletion_at: string; billing_portal_url: string };
   paymentRecovered: { tenant_id: string; invoice_id: string; amount_paid: string };
   customerNotice: { subject: string; body: string };
+  // Incidents (seed 000 "Notify affected customers", "service credits for impact"; seed 004 refunds and subscriptions).
+  serviceIncidentNotice: { tenant_id: string; incident_summary: string; customer_action: string };
+  serviceIncidentResolved: { tenant_id: string; incident_summary: string; duration: string };
+  serviceCreditNotice: { tenant_id: string; credit_amount: string; outage_duration: string };
+  paymentConfirmation: { tenant_id: string; reference: string; amount_paid: string };
+  refundConfirmation: {
+    tenant_id: string;
+    transaction_reference: string;
+    amount_refunded: string;
+    subscription_change: string;
+  };
+  refundRefused: { tenant_id: string; transaction_reference: string; reason: string };
+  subscriptionActivated: { tenant_id: string; tier: string; period_start: string; period_end: string };
+  rootCauseReminder: { incident_id: string; incident_type: string; resolved_at: string; hours: number };
 }
 
 export type TemplateName = keyof TemplateVarsByName;
@@ -146,6 +160,63 @@ const TEMPLATES: Record<TemplateName, RenderedTemplate> = {
     ].join('\n\n'),
   },
   customerNotice: { subject: '{{subject}}', text: '{{body}}' },
+  serviceIncidentNotice: {
+    subject: 'Service Notice - Account #{{tenant_id}}',
+    text: [
+      'We are handling an incident that affects billing on your account: {{incident_summary}}.',
+      'What this means for you: {{customer_action}}',
+      'No service will be limited or suspended because of this incident. We will write again when it is resolved.',
+      'Contact billing@primarch.ai with questions.',
+    ].join('\n\n'),
+  },
+  serviceIncidentResolved: {
+    subject: 'Service Notice Resolved - Account #{{tenant_id}}',
+    text: [
+      'The incident affecting billing on your account is resolved: {{incident_summary}}.',
+      'It lasted {{duration}}. Payments and billing are working normally again.',
+    ].join('\n\n'),
+  },
+  serviceCreditNotice: {
+    subject: 'Service Credit Applied - Account #{{tenant_id}}',
+    text: [
+      'We are sorry for the disruption of {{outage_duration}} to your service.',
+      'A service credit of {{credit_amount}} has been applied to your account and will reduce your next invoice.',
+    ].join('\n\n'),
+  },
+  paymentConfirmation: {
+    subject: 'Payment Confirmed - Account #{{tenant_id}}',
+    text: 'We confirm your payment {{reference}} of {{amount_paid}}. Thank you.',
+  },
+  refundConfirmation: {
+    subject: 'Refund Processed - Account #{{tenant_id}}',
+    text: [
+      'We have refunded {{amount_refunded}} of payment {{transaction_reference}}.',
+      'Your subscription: {{subscription_change}}',
+      'Depending on your bank, the refund can take a few business days to appear on your statement.',
+    ].join('\n\n'),
+  },
+  refundRefused: {
+    subject: 'Refund Request - Account #{{tenant_id}}',
+    text: [
+      'We could not refund payment {{transaction_reference}}: {{reason}}.',
+      'Contact billing@primarch.ai if you think this is wrong.',
+    ].join('\n\n'),
+  },
+  subscriptionActivated: {
+    subject: 'Subscription Active - Account #{{tenant_id}}',
+    text: [
+      'Your payment is confirmed and your {{tier}} subscription is now active.',
+      'Current period: {{period_start}} to {{period_end}}.',
+    ].join('\n\n'),
+  },
+  rootCauseReminder: {
+    subject: 'Root cause analysis due - {{incident_type}} {{incident_id}}',
+    text: [
+      'Incident {{incident_id}} ({{incident_type}}) was resolved at {{resolved_at}}.',
+      'No root cause analysis has been recorded {{hours}} hours later. Record it with:',
+      '  billops rca {{incident_id}} --summary "..."',
+    ].join('\n\n'),
+  },
 };
 
 export const TEMPLATE_NAMES = Object.keys(TEMPLATES) as TemplateName[];

@@ -1,8 +1,29 @@
 // The real dependencies a worker runs with: a PostgreSQL pool, an SMTP mailer, payment gateways, and how to release them.
-import type { ActivityDependencies } from '../activities';
+import type { ActivityDependencies, IncidentDependencies } from '../activities';
 import { createSmtpMailer } from '../activities/mailer';
 import type { PaymentGateways } from '../activities/payments';
 import { createPool } from '../db/pool';
+import type { BillopsConfig } from '../domain/config';
+
+/** The incident wiring from configuration: pagers, status page, operators' address, reports, outage hooks. */
+export function incidentDependencies(config: BillopsConfig): IncidentDependencies {
+  const i = config.incidents;
+  return {
+    paging: {
+      pagerDutyRoutingKey: i.pagerDutyRoutingKey,
+      pagerDutyEventsUrl: i.pagerDutyEventsUrl,
+      slackWebhookUrl: i.slackWebhookUrl,
+      timeoutMs: 10_000,
+    },
+    statusPageWebhookUrl: i.statusPageWebhookUrl,
+    opsEmail: i.opsEmail,
+    reportsDir: i.reportsDir,
+    backupProcessor: i.backupProcessor,
+    scaleUpHook: i.scaleUpHook,
+    failoverHook: i.failoverHook,
+    healthUrl: i.healthUrl,
+  };
+}
 
 export interface WorkerDependencies extends ActivityDependencies {
   close(): Promise<void>;
@@ -15,6 +36,7 @@ export function createWorkerDependencies(opts: {
   billingPortalUrl: string;
   decisionsLogPath: string;
   gateways?: PaymentGateways;
+  incidents: IncidentDependencies;
   /** 1 against the embedded PGlite, which serves a single session. */
   poolMax?: number;
 }): WorkerDependencies {
@@ -27,6 +49,7 @@ export function createWorkerDependencies(opts: {
     gateways: opts.gateways ?? {},
     billingPortalUrl: opts.billingPortalUrl,
     decisionsLogPath: opts.decisionsLogPath,
+    incidents: opts.incidents,
     async close() {
       mailer.close();
       await pool.end();

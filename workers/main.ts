@@ -4,7 +4,7 @@ import { createGatewaysFromConfig } from '../activities/payments';
 import { loadConfig } from '../client/config';
 import { migrate } from '../db/migrate';
 import { createBillopsWorker, connectWorker } from './createWorker';
-import { createWorkerDependencies } from './dependencies';
+import { createWorkerDependencies, incidentDependencies } from './dependencies';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
     billingPortalUrl: config.billingPortalUrl,
     decisionsLogPath: resolve(config.decisionsLogPath),
     gateways: createGatewaysFromConfig(config),
+    incidents: incidentDependencies(config),
   });
   const worker = await createBillopsWorker({
     connection,

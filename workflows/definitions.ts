@@ -3,6 +3,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { MeterUsage, OverageLevel } from '../domain/overage';
 import type { DunningDeadlines, DunningStatus, FailedInvoice, GraceExtension } from '../domain/dunning';
 import type { BackfillStatus, RollupStatus } from '../domain/rollups';
+import type { Approval, IncidentStatus } from '../domain/incident';
 
 /** A customer notice: a templated email plus a dashboard notification for one tenant. */
 export interface NoticeStatus {
@@ -59,3 +60,32 @@ export interface OverageStatus {
 export const usageUpdatedSignal = defineSignal('usageUpdated');
 export const overageDecisionSignal = defineSignal<[OverageDecision]>('overageDecision');
 export const overageStatusQuery = defineQuery<OverageStatus>('status');
+
+// Incidents (DESIGN.md "Incidents"): the contract's signals, plus updates for callers that need an answer.
+export interface AcknowledgeRequest {
+  operator: string;
+}
+export interface ResolveRequest {
+  operator: string;
+  summary: string;
+}
+export interface AlertResolved {
+  /** When Alertmanager says the alert ended (endsAt); the workflow's clock if absent. */
+  endsAt?: string;
+  fingerprint?: string;
+}
+export interface RootCauseRequest {
+  operator: string;
+  summary: string;
+}
+export const acknowledgeSignal = defineSignal<[AcknowledgeRequest]>('acknowledge');
+export const resolveSignal = defineSignal<[ResolveRequest]>('resolve');
+export const alertResolvedSignal = defineSignal<[AlertResolved]>('alertResolved');
+/** A re-fired alert reaching a running incident: counted in its timeline, nothing else. */
+export const alertFiredSignal = defineSignal<[{ fingerprint: string; startsAt?: string }]>('alertFired');
+/** Updates, not signals: the operator needs to hear whether it took, or why it was refused. */
+export const acknowledgeUpdate = defineUpdate<IncidentStatus, [AcknowledgeRequest]>('acknowledgeIncident');
+export const resolveUpdate = defineUpdate<IncidentStatus, [ResolveRequest]>('resolveIncident');
+export const approveStepUpdate = defineUpdate<IncidentStatus, [Approval]>('approveStep');
+export const recordRootCauseUpdate = defineUpdate<IncidentStatus, [RootCauseRequest]>('recordRootCause');
+export const incidentStatusQuery = defineQuery<IncidentStatus>('status');

@@ -4,3 +4,4 @@ export { dunningWorkflow } from './dunning';
 export { overageWorkflow } from './overage';
 export { usageBackfillWorkflow } from './usageBackfill';
 export { usageRollupWorkflow } from './usageRollup';
+export { stuckTransactionsWorkflow } from './incidents/stuckTransactions';

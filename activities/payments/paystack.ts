@@ -144,6 +144,17 @@ export interface PaystackGateway {
   initializeTransaction(request: PaystackInitializeRequest): Promise<PaystackInitializeResult>;
   /** null when Paystack has no transaction with this reference. */
   verifyTransaction(reference: string): Promise<PaystackTransaction | null>;
+  /**
+   * Any other Paystack call (refunds, transaction lists, ...), with the same key handling and error rules:
+   * network trouble, 429 and 5xx throw retryable, 401/403 throw ProcessorAuthFailed, anything else is returned.
+   */
+  request(method: 'GET' | 'POST', path: string, body?: object): Promise<PaystackAnswer>;
+}
+
+/** Paystack's envelope `{ status, message, data }` with the HTTP status it came with. */
+export interface PaystackAnswer {
+  httpStatus: number;
+  envelope: { status: boolean; message: string; data?: unknown };
 }
 
 export interface PaystackGatewayOptions {
@@ -173,11 +184,7 @@ const initializeSchema = z.object({
   reference: z.string().min(1),
 });
 
-type Envelope = z.infer<typeof envelopeSchema>;
-interface Answer {
-  httpStatus: number;
-  envelope: Envelope;
-}
+type Answer = PaystackAnswer;
 
 const DUPLICATE_REFERENCE = /duplicate transaction reference/i;
 const REFERENCE_NOT_FOUND = /reference not found|transaction not found|no transaction/i;
@@ -375,6 +382,7 @@ export function createPaystackGateway(options: PaystackGatewayOptions): Paystack
       if (answer.httpStatus === 404 || REFERENCE_NOT_FOUND.test(answer.envelope.message)) return null;
       throw rejected(`verify ${reference}`, answer);
     },
+    request: send,
   };
   return gateway;
 }

@@ -175,6 +175,8 @@ export interface StripeGateway {
   payInvoice(processorInvoiceId: string, idempotencyKey: string): Promise<StripeInvoicePayment>;
   /** The invoice's hosted payment page; null while the invoice is a draft (Stripe gives finalized invoices one). */
   hostedInvoiceUrl(processorInvoiceId: string): Promise<string | null>;
+  /** The configured SDK client (key, API base, no SDK retries) for every other call: refunds, credit notes, lists. */
+  readonly sdk: Stripe;
 }
 
 export interface StripeGatewayOptions {
@@ -227,6 +229,7 @@ export function createStripeGateway(options: StripeGatewayOptions): StripeGatewa
   }
 
   return {
+    sdk: stripe,
     async payInvoice(processorInvoiceId, idempotencyKey) {
       try {
         // Stripe answers a failed collection with an error, so an answer is a paid invoice; stripe-mock's

@@ -44,10 +44,27 @@ export interface RecordedInitialize {
   authorizationUrl: string;
 }
 
+/** A transaction as if Paystack had recorded it earlier (for GET /transaction and verify); amount in kobo. */
+export interface FakeTransactionSeed {
+  reference: string;
+  amount: number;
+  currency?: string;
+  /** success, failed, abandoned, reversed, ...; default success. */
+  status?: string;
+  createdAt: Date | string;
+  /** Defaults to createdAt for a successful transaction. */
+  paidAt?: Date | string | null;
+  gatewayResponse?: string;
+  email?: string;
+  metadata?: unknown;
+}
+
 export interface PaystackFake {
   /** Base URL, for PAYSTACK_BASE_URL. */
   url: string;
   secretKey: string;
+  /** Records a transaction directly (a reference already known is refused), e.g. one created on an earlier day. */
+  addTransaction(seed: FakeTransactionSeed): void;
   /** Sets how charges on this authorization code behave; unknown codes are refused like Paystack does. */
   authorize(authorizationCode: string, behaviour: FakeAuthorization): void;
   /** The next `count` requests answer `status` (e.g. 503) before doing anything: a Paystack outage. */
@@ -251,6 +268,82 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     ];
   }
 
+  /**
+   * GET /transaction: newest first, offset-paginated with perPage (default 50) and page (default 1), filtered by
+   * created_at from..to (both inclusive) and status; meta as Paystack's (total, total_volume, skipped, perPage, page,
+   * pageCount).
+   */
+  function list(query: URLSearchParams): [number, unknown] {
+    const whole = (name: string, fallback: number): number => {
+      const raw = query.get(name);
+      if (raw === null) return fallback;
+      if (!/^\d+$/.test(raw) || Number(raw) < 1) throw new RequestProblem(400, `Invalid ${name} value`);
+      return Number(raw);
+    };
+    const instant = (name: string): number | undefined => {
+      const raw = query.get(name);
+      if (raw === null) return undefined;
+      const ms = Date.parse(raw);
+      if (Number.isNaN(ms)) throw new RequestProblem(400, `Invalid ${name} date`);
+      return ms;
+    };
+    const perPage = whole('perPage', 50);
+    const page = whole('page', 1);
+    const from = instant('from');
+    const to = instant('to');
+    const status = query.get('status');
+    const selected = [...transactions.values()]
+      .filter((tx) => {
+        const at = Date.parse(tx.createdAt);
+        return (from === undefined || at >= from) && (to === undefined || at <= to);
+      })
+      .filter((tx) => status === null || tx.status === status)
+      .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt) || b.id - a.id);
+    const skipped = (page - 1) * perPage;
+    const data = selected
+      .slice(skipped, skipped + perPage)
+      .map((tx) => ({ ...transactionData(tx), createdAt: tx.createdAt }));
+    return [
+      200,
+      {
+        status: true,
+        message: 'Transactions retrieved',
+        data,
+        meta: {
+          total: selected.length,
+          total_volume: selected
+            .filter((tx) => tx.status === 'success')
+            .reduce((sum, tx) => sum + tx.amount, 0),
+          skipped,
+          perPage,
+          page,
+          pageCount: Math.ceil(selected.length / perPage),
+        },
+      },
+    ];
+  }
+
+  function addTransaction(seed: FakeTransactionSeed): void {
+    if (!Number.isSafeInteger(seed.amount) || seed.amount <= 0) {
+      throw new Error(`a seeded Paystack amount is a positive integer in kobo, got ${seed.amount}`);
+    }
+    const iso = (value: Date | string) => new Date(value).toISOString();
+    const status = seed.status ?? 'success';
+    const tx = newTransaction({
+      reference: seed.reference,
+      amount: seed.amount,
+      currency: (seed.currency ?? 'NGN').toUpperCase(),
+      email: seed.email ?? 'customer@paystack.test',
+      authorizationCode: null,
+      metadata: seed.metadata,
+    });
+    tx.status = status;
+    tx.createdAt = iso(seed.createdAt);
+    const paidWhenCreated = status === 'success' ? tx.createdAt : null;
+    tx.paidAt = seed.paidAt === undefined ? paidWhenCreated : seed.paidAt && iso(seed.paidAt);
+    tx.gatewayResponse = seed.gatewayResponse ?? (status === 'success' ? 'Approved' : 'Declined');
+  }
+
   function verify(reference: string): [number, unknown] {
     const tx = transactions.get(reference);
     if (!tx) return [400, { status: false, message: 'Transaction reference not found' }];
@@ -267,6 +360,9 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     const path = new URL(req.url ?? '/', 'http://paystack.invalid').pathname;
     if (req.method === 'GET' && path.startsWith('/transaction/verify/')) {
       return verify(decodeURIComponent(path.slice('/transaction/verify/'.length)));
+    }
+    if (req.method === 'GET' && path === '/transaction') {
+      return list(new URL(req.url ?? '/', 'http://paystack.invalid').searchParams);
     }
     if (req.method !== 'POST') return [404, { status: false, message: 'Route not found' }];
     if (!(req.headers['content-type'] ?? '').includes('application/json')) {
@@ -327,6 +423,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
   return {
     url: baseUrl,
     secretKey,
+    addTransaction,
     authorize: (code, behaviour) => void authorizations.set(code, behaviour),
     failNext: (count, status) => {
       failures = { count, status };

@@ -2,19 +2,35 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { IncidentDependencies } from '../../activities';
 import type { PaymentGateways } from '../../activities/payments';
 import { createWorkerDependencies, type WorkerDependencies } from '../../workers/dependencies';
 import { testEnv } from './testRuntime';
 
 export const TEST_PORTAL_URL = 'https://billing.test/portal';
 
-export function testWorkerDependencies(opts: { gateways?: PaymentGateways } = {}): WorkerDependencies {
+export const TEST_OPS_EMAIL = 'billing-ops@billops.test';
+
+export interface TestWorkerOptions {
+  gateways?: PaymentGateways;
+  /** Overrides of the incident wiring: pager and status-page receivers, hooks, the backup processor. */
+  incidents?: Partial<IncidentDependencies>;
+}
+
+export function testWorkerDependencies(opts: TestWorkerOptions = {}): WorkerDependencies {
+  const scratch = mkdtempSync(join(tmpdir(), 'billops-decisions-'));
   return createWorkerDependencies({
     databaseUrl: testEnv('databaseUrl'),
     smtpUrl: testEnv('smtpUrl'),
     mailFrom: 'billops <billing@billops.test>',
     billingPortalUrl: TEST_PORTAL_URL,
-    decisionsLogPath: join(mkdtempSync(join(tmpdir(), 'billops-decisions-')), 'DECISIONS.log'),
+    decisionsLogPath: join(scratch, 'DECISIONS.log'),
     gateways: opts.gateways,
+    incidents: {
+      paging: { timeoutMs: 5_000 },
+      opsEmail: TEST_OPS_EMAIL,
+      reportsDir: join(scratch, 'incidents'),
+      ...opts.incidents,
+    },
   });
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { createGatewaysFromConfig } from '../../activities/payments';
 import { loadConfig } from '../../client/config';
 import { connectWorker, createBillopsWorker } from '../../workers/createWorker';
-import { createWorkerDependencies } from '../../workers/dependencies';
+import { createWorkerDependencies, incidentDependencies } from '../../workers/dependencies';
 import { TEST_ENV } from './testRuntime';
 
 /** The line a parent waits for before it counts on this worker polling its task queue. */
@@ -30,6 +30,7 @@ async function main(): Promise<void> {
     billingPortalUrl: config.billingPortalUrl,
     decisionsLogPath: config.decisionsLogPath,
     gateways: createGatewaysFromConfig(config),
+    incidents: incidentDependencies(config),
   });
   const worker = await createBillopsWorker({
     connection,

@@ -70,36 +70,36 @@ describe('seed 000 escalation matrix: incident → severity, response time, esca
   });
 });
 
-describe('seed 004 escalation matrix: First Responder / Escalation (30 min) / Final Escalation', () => {
+describe('seed 004 escalation matrix: First Responder / Escalation / Final Escalation, timed by the response time', () => {
   const levels = (plan: EscalationLevel[]) => plan.map((l) => [l.level, l.name, l.contacts[0], l.at]);
 
-  it('P1: On-call Engineer now, escalation at the earlier of 15 min response and 30 min, CTO + CEO at 60 min', () => {
+  it('P1 processor outage: On-call Engineer now, escalation when 15 min pass unacknowledged, CTO + CEO 30 min later', () => {
     const plan = escalationPlan(defaultPolicy, 'payment_processor_outage', OPENED);
     expect(levels(plan)).toEqual([
       [0, 'first_responder', 'On-call Engineer', at(0)],
       [1, 'escalation', 'Engineering Lead', at(15)],
-      [2, 'final_escalation', 'CTO', at(60)],
+      [2, 'final_escalation', 'CTO', at(45)],
     ]);
     expect(plan[2]?.contacts).toEqual(['CTO', 'CEO']);
   });
 
-  it('P2: the 30-minute step is earlier than the 1-hour response time, so it wins', () => {
+  it('P2: escalation after the 1-hour response time, Product Manager 30 min later', () => {
     expect(levels(escalationPlan(defaultPolicy, 'overbilling_dispute', OPENED))).toEqual([
       [0, 'first_responder', 'On-call Engineer', at(0)],
-      [1, 'escalation', 'Engineering Lead', at(30)],
-      [2, 'final_escalation', 'Product Manager', at(60)],
+      [1, 'escalation', 'Engineering Lead', at(60)],
+      [2, 'final_escalation', 'Product Manager', at(90)],
     ]);
   });
 
-  it('P3: Support Engineer, Engineering Team at 30 min (not at the 4-hour response time), Engineering Lead', () => {
+  it('P3: Support Engineer, Engineering Team after 4 hours, Engineering Lead 30 min later', () => {
     expect(levels(escalationPlan(defaultPolicy, 'billing_dashboard_down', OPENED))).toEqual([
       [0, 'first_responder', 'Support Engineer', at(0)],
-      [1, 'escalation', 'Engineering Team', at(30)],
-      [2, 'final_escalation', 'Engineering Lead', at(60)],
+      [1, 'escalation', 'Engineering Team', at(240)],
+      [2, 'final_escalation', 'Engineering Lead', at(270)],
     ]);
   });
 
-  it('P4: the chain ends after the escalation step ("-")', () => {
+  it('P4: escalation after 24 hours, and the chain ends there ("-")', () => {
     const policy = parsePolicy({ incidents: { stuck_transactions: { severity: 'P4' } } });
     const plan = escalationPlan(policy, 'stuck_transactions', OPENED);
     expect(plan.map((l) => l.name)).toEqual(['first_responder', 'escalation']);
@@ -107,12 +107,12 @@ describe('seed 004 escalation matrix: First Responder / Escalation (30 min) / Fi
       level: 1,
       name: 'escalation',
       contacts: ['Engineering Team', 'Engineering'],
-      at: at(30),
+      at: at(24 * 60),
     });
     expect(responseDeadline(policy, 'stuck_transactions', OPENED)).toBe(at(24 * 60));
   });
 
-  it('a 004-style override: a single customer payment issue is P3 with the level response time of 4 hours', () => {
+  it('a 004-style override: a single customer payment issue is P3, with a 45-minute gap before the final step', () => {
     const policy = parsePolicy({
       incidents: { overbilling_dispute: { severity: 'P3', responseMinutes: null } },
       escalation: { P3: { escalation: { afterMinutes: 45 }, finalEscalation: { afterMinutes: 90 } } },
@@ -125,12 +125,12 @@ describe('seed 004 escalation matrix: First Responder / Escalation (30 min) / Fi
     expect(responseDeadline(policy, 'overbilling_dispute', OPENED)).toBe(at(240));
     expect(levels(escalationPlan(policy, 'overbilling_dispute', OPENED))).toEqual([
       [0, 'first_responder', 'Support Engineer', at(0)],
-      [1, 'escalation', 'Engineering Team', at(45)],
-      [2, 'final_escalation', 'Engineering Lead', at(90)],
+      [1, 'escalation', 'Engineering Team', at(240)],
+      [2, 'final_escalation', 'Engineering Lead', at(285)],
     ]);
   });
 
-  it('an override whose response time is shorter than the chain step escalates at the response time', () => {
+  it('an override of the response time moves the escalation with it', () => {
     const policy = parsePolicy({ incidents: { webhook_failure: { responseMinutes: 10 } } });
     expect(escalationPlan(policy, 'webhook_failure', OPENED)[1]?.at).toBe(at(10));
   });
@@ -147,7 +147,7 @@ describe('waiting for the next level', () => {
     expect(nextEscalation(plan, false, at(0))?.level).toBe(1);
     expect(nextEscalation(plan, false, at(14))?.level).toBe(1);
     expect(nextEscalation(plan, false, at(15))?.level).toBe(2);
-    expect(nextEscalation(plan, false, at(60))).toBeNull();
+    expect(nextEscalation(plan, false, at(45))).toBeNull();
   });
 
   it('an acknowledgement stops the escalation', () => {
