@@ -4,7 +4,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { testEnv, workflowBundle } from './testRuntime';
-import { testWorkerDependencies } from './workerDeps';
+import { testWorkerDependencies, type TestWorkerOptions } from './workerDeps';
 
 export interface TestWorker {
   deps: WorkerDependencies;
@@ -12,8 +12,8 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
-export async function startTestWorker(taskQueue: string): Promise<TestWorker> {
-  const deps = testWorkerDependencies();
+export async function startTestWorker(taskQueue: string, opts: TestWorkerOptions = {}): Promise<TestWorker> {
+  const deps = testWorkerDependencies(opts);
   const nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
   const client = new Client({
     connection: await Connection.connect({ address: testEnv('temporalAddress') }),

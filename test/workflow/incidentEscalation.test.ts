@@ -17,9 +17,11 @@ import {
   acknowledgeSignal,
   acknowledgeUpdate,
   incidentStatusQuery,
+  pauseSignal,
   recordRootCauseUpdate,
   resolveSignal,
   resolveUpdate,
+  resumeSignal,
 } from '../../workflows/definitions';
 import { stuckTransactionsWorkflow } from '../../workflows/incidents/stuckTransactions';
 import { insertTenant } from '../support/dunningFixtures';
@@ -266,6 +268,33 @@ describe('incident escalation on the time-skipping server', () => {
       const outcome = await handle.result();
       expect(outcome.status.rcaRecorded).toBe(true);
       expect(outcome.status.timeline.some((e) => e.event === 'rca_reminder_sent')).toBe(false);
+    });
+  });
+
+  it('a pause stops the escalation clock; the next level comes later by the time spent paused', async () => {
+    const taskQueue = `incident-pause-${Date.now()}`;
+    const worker = await newWorker(taskQueue);
+    await worker.runUntil(async () => {
+      const { handle } = await openStuckIncident(taskQueue, 'P1');
+      await until(handle, (s) => s.stepsDone.length === 2, 'first verification done');
+      await env.sleep(10 * MINUTE);
+      await handle.signal(pauseSignal, { operator: 'ada', reason: 'waiting on Paystack support' });
+      await until(handle, (s) => s.paused, 'paused');
+      await handle.signal(pauseSignal, { operator: 'bob' });
+      await env.sleep(60 * MINUTE);
+      let status = await handle.query(incidentStatusQuery);
+      expect(status.escalationLevel).toBe(0);
+      expect(status.nextEscalationAt).toBeNull();
+      await handle.signal(resumeSignal, { operator: 'ada' });
+      await until(handle, (s) => !s.paused, 'resumed');
+      await env.sleep(6 * MINUTE);
+      status = await handle.query(incidentStatusQuery);
+      // 15 minutes of unacknowledged time: 10 before the pause, 5 after it.
+      expect(minutesAfterOpen(status, 'escalated')).toEqual([75]);
+      expect(status.timeline.filter((e) => e.event === 'refused').map((e) => e.detail)).toEqual([
+        'pause: already paused by ada',
+      ]);
+      await handle.executeUpdate(resolveUpdate, { args: [{ operator: 'ada', summary: 'settled' }] });
     });
   });
 
