@@ -1,6 +1,7 @@
 // `npm run bench -- <name> [options]` runs one benchmark in bench/; with no name, every one. Each prints one JSON line.
 import { BACKFILL_USAGE, backfillBench } from './backfill';
 import { BenchUsageError } from './support';
+import { WEBHOOKS_USAGE, webhooksBench } from './webhooks';
 
 interface Bench {
   run(argv: string[]): Promise<unknown>;
@@ -9,6 +10,7 @@ interface Bench {
 
 const BENCHES: Record<string, Bench> = {
   backfill: { run: backfillBench, usage: BACKFILL_USAGE },
+  webhooks: { run: webhooksBench, usage: WEBHOOKS_USAGE },
 };
 
 function usage(): string {

@@ -48,6 +48,17 @@ export interface BillopsMetricsOptions {
    * Only the call that creates the gauge on a registry installs it.
    */
   usageLag?: () => Promise<Iterable<UsageLagReading>>;
+  /**
+   * Read on every scrape: running totals of settled payments and closed dunning lifecycles as the database holds them
+   * (the worker's activities write those rows; this process serves /metrics). The counters advance by the growth
+   * since the last scrape, so they stay monotonic; when it throws, they stay where they were.
+   */
+  settledTotals?: () => Promise<SettledTotals>;
+}
+
+export interface SettledTotals {
+  payments: { processor: 'stripe' | 'paystack'; status: PaymentStatus; count: number }[];
+  dunningClosed: { outcome: DunningCloseOutcome; count: number }[];
 }
 
 export interface BillopsMetrics {
@@ -101,12 +112,32 @@ export function createBillopsMetrics(
 ): BillopsMetrics {
   const registers = [registry];
 
+  const settledTotals = options.settledTotals;
+  // What the database said at the last scrape, per series; a read that fails leaves it (and the counters) as it was.
+  const lastSeen = new Map<string, number>();
+  const readTotals = () => (settledTotals ? settledTotals().catch(() => null) : Promise.resolve(null));
+  const advance = (series: string, total: number, inc: (by: number) => void) => {
+    const grown = total - (lastSeen.get(series) ?? 0);
+    if (grown > 0) inc(grown);
+    lastSeen.set(series, Math.max(total, lastSeen.get(series) ?? 0));
+  };
+
   const paymentTransactions = reuseOrCreate(registry, 'payment_transactions_total', Counter, () => {
     const c = new Counter({
       name: 'payment_transactions_total',
       help: 'Payment attempts by processor and outcome (success, failed), counted once each when settled.',
       labelNames: ['processor', 'status'] as const,
       registers,
+      ...(settledTotals && {
+        async collect(this: Counter<'processor' | 'status'>) {
+          const totals = await readTotals();
+          for (const p of totals?.payments ?? []) {
+            advance(`payment/${p.processor}/${p.status}`, p.count, (by) =>
+              this.inc({ processor: p.processor, status: p.status }, by),
+            );
+          }
+        },
+      }),
     });
     // Series exist from the start, so a processor failing every payment still has a success series (at 0).
     for (const processor of ['stripe', 'paystack'] as const)
@@ -158,6 +189,14 @@ export function createBillopsMetrics(
       help: 'Dunning lifecycles that ended, by outcome (recovered, deleted, canceled).',
       labelNames: ['outcome'] as const,
       registers,
+      ...(settledTotals && {
+        async collect(this: Counter<'outcome'>) {
+          const totals = await readTotals();
+          for (const d of totals?.dunningClosed ?? []) {
+            advance(`dunning/${d.outcome}`, d.count, (by) => this.inc({ outcome: d.outcome }, by));
+          }
+        },
+      }),
     });
     for (const outcome of DUNNING_CLOSE_OUTCOMES) c.inc({ outcome }, 0);
     return c;

@@ -14,6 +14,7 @@ import {
   WEBHOOK_OUTCOMES,
   WEBHOOK_PROVIDERS,
   type BillopsMetrics,
+  type SettledTotals,
 } from '../../client/ingress/metrics';
 import { defaultPolicy, INCIDENT_KINDS, type Policy } from '../../domain/policy';
 
@@ -227,6 +228,53 @@ describe('createBillopsMetrics', () => {
     expect(text).toContain('webhook_events_total{provider="paystack",outcome="rejected"} 0');
     expect(text).toContain('dunning_lifecycles_closed_total{outcome="recovered"} 0');
     expect(text).toContain('webhook_events_unknown_tenant_total{provider="stripe"} 0');
+  });
+
+  it('turns the database totals of settled payments and closed lifecycles into counters that only grow', async () => {
+    const reads: (SettledTotals | Error)[] = [
+      {
+        payments: [
+          { processor: 'stripe', status: 'success', count: 40 },
+          { processor: 'stripe', status: 'failed', count: 3 },
+        ],
+        dunningClosed: [{ outcome: 'recovered', count: 5 }],
+      },
+      new Error('database unreachable'),
+      {
+        payments: [
+          { processor: 'stripe', status: 'success', count: 45 },
+          { processor: 'stripe', status: 'failed', count: 3 },
+        ],
+        dunningClosed: [
+          { outcome: 'recovered', count: 6 },
+          { outcome: 'deleted', count: 1 },
+        ],
+      },
+    ];
+    let scrape = 0;
+    const metrics = createBillopsMetrics(new Registry(), {
+      settledTotals: async () => {
+        const read = reads[Math.min(scrape, reads.length - 1)]!;
+        if (read instanceof Error) throw read;
+        return read;
+      },
+    });
+    const show = async () => {
+      const text = await metrics.registry.metrics();
+      scrape += 1;
+      return text;
+    };
+    let text = await show();
+    expect(text).toContain('payment_transactions_total{processor="stripe",status="success"} 40');
+    expect(text).toContain('dunning_lifecycles_closed_total{outcome="recovered"} 5');
+    // A failed read keeps the counters where they were.
+    text = await show();
+    expect(text).toContain('payment_transactions_total{processor="stripe",status="success"} 40');
+    text = await show();
+    expect(text).toContain('payment_transactions_total{processor="stripe",status="success"} 45');
+    expect(text).toContain('payment_transactions_total{processor="stripe",status="failed"} 3');
+    expect(text).toContain('dunning_lifecycles_closed_total{outcome="recovered"} 6');
+    expect(text).toContain('dunning_lifecycles_closed_total{outcome="deleted"} 1');
   });
 
   it('shows recorded values with their labels', async () => {

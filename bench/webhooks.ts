@@ -1,0 +1,617 @@
+// Benchmark: signed Stripe invoice.payment_failed deliveries through the HTTP ingress against bare signalWithStart calls on the same Temporal dev server.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import type { Pool } from 'pg';
+import Stripe from 'stripe';
+import { createPool } from '../db/pool';
+import type { DunningInput } from '../domain/dunning';
+import { defaultPolicy } from '../domain/policy';
+import { startOrJoinDunning } from '../client/dunning';
+import { buildIngress } from '../client/ingress/server';
+import { ChildSupervisor, freePort } from '../client/runtime/processes';
+import { startTemporalDevServer } from '../client/runtime/temporalDevServer';
+import { MissingToolError, findTemporalCli } from '../client/runtime/tools';
+import { ensureSearchAttributes } from '../client/searchAttributes';
+import {
+  benchClient,
+  machine,
+  openScratchDatabase,
+  parseNumberOptions,
+  progress,
+  round,
+  type ScratchDatabase,
+} from './support';
+
+export const GOALS = { ingressOverBare: 0.9, addedP99Ms: 5 } as const;
+
+const OPTIONS = {
+  // Deliveries per timed run of each side.
+  events: { min: 100, default: 2_000 },
+  concurrency: { min: 1, max: 1_000, default: 16 },
+  // Rounds of one bare run and one ingress run, in ABBA order: bare first and last.
+  repeat: { min: 1, default: 2 },
+  // Untimed deliveries per side first: JIT, keep-alive sockets and pool connections warm.
+  warmup: { min: 0, default: 300 },
+};
+
+export const WEBHOOKS_USAGE =
+  'npm run bench -- webhooks [--events N] [--concurrency N] [--repeat N] [--warmup N]';
+
+const NAMESPACE = 'default';
+const TASK_QUEUE = 'billops-bench-webhooks';
+const STRIPE_SECRET = 'whsec_billops_bench_webhooks';
+const PORTAL_URL = 'https://billing.bench.example/portal';
+const AMOUNT_MINOR = 4_900;
+const DAY_SECONDS = 86_400;
+
+type Side = 'bare' | 'ingress';
+
+/** Time spent in one kind of call, as the ingress makes it. */
+interface Meter {
+  calls: number;
+  ms: number;
+}
+
+interface Run {
+  side: Side;
+  events: number;
+  ms: number;
+  latencies: Float64Array;
+  /** Ingress runs: PostgreSQL queries and signalWithStart calls made while the run lasted. */
+  db?: Meter;
+  temporal?: Meter;
+  cpu?: Cpu;
+}
+
+/** CPU milliseconds spent by this Node process, the Temporal dev server and the scratch database's backends. */
+interface Cpu {
+  node: number;
+  temporal: number;
+  /** Null when PostgreSQL runs where /proc cannot see it (DATABASE_URL on another machine). */
+  postgres: number | null;
+}
+
+/** Runs the benchmark and prints its JSON line on stdout; progress goes to stderr. */
+export async function webhooksBench(argv: string[]): Promise<Record<string, unknown>> {
+  const opts = parseNumberOptions(argv, OPTIONS);
+  const cliPath = findTemporalCli();
+  if (!cliPath) {
+    throw new MissingToolError(
+      'The Temporal CLI (dev server)',
+      'Run `bash scripts/provision.sh temporal` (it installs .tools/bin/temporal), or set TEMPORAL_CLI_PATH.',
+    );
+  }
+  const started = Date.now();
+  const loadAtStart = loadavg()[0]!;
+  const workDir = mkdtempSync(join(tmpdir(), 'billops-bench-webhooks-'));
+  const supervisor = new ChildSupervisor();
+  // Ctrl-C: openScratchDatabase's handler cleans the database up, then exits; this stops the dev server with it.
+  const onExit = () => {
+    supervisor.killAllNow();
+    rmSync(workDir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
+  const temporalLog = join(workDir, 'temporal.log');
+  let failed = false;
+  // Started side by side; each is stopped whatever happens to the other.
+  const [database, devServer] = await Promise.allSettled([
+    openScratchDatabase('billops_bench_webhooks'),
+    (async () => {
+      progress(`starting a private Temporal dev server (${cliPath}), in memory, headless`);
+      return startTemporalDevServer(supervisor, {
+        cliPath,
+        port: await freePort(),
+        logFile: temporalLog,
+        namespace: NAMESPACE,
+      });
+    })(),
+  ]);
+  try {
+    if (database.status === 'rejected') throw database.reason;
+    if (devServer.status === 'rejected') throw devServer.reason;
+    const connection = await Connection.connect({ address: devServer.value.address });
+    try {
+      await ensureSearchAttributes(connection, NAMESPACE);
+      const temporalPid = devServer.value.child.process.pid!;
+      const result = await measure(database.value, connection, temporalPid, opts);
+      const line = {
+        bench: 'webhooks',
+        ...result,
+        goals: GOALS,
+        temporal: { server: temporalVersion(cliPath), mode: 'dev server, in memory, no worker' },
+        database: { where: database.value.description, postgres: database.value.serverVersion },
+        machine: machine(loadAtStart),
+        totalSeconds: round((Date.now() - started) / 1000, 1),
+      };
+      process.stdout.write(`${JSON.stringify(line)}\n`);
+      return line;
+    } finally {
+      await connection.close();
+    }
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    await supervisor.stopAll();
+    if (failed) tailLog(temporalLog);
+    process.removeListener('exit', onExit);
+    rmSync(workDir, { recursive: true, force: true });
+    if (database.status === 'fulfilled') await database.value.close();
+  }
+}
+
+type Options = Record<keyof typeof OPTIONS, number>;
+
+async function measure(db: ScratchDatabase, connection: Connection, temporalPid: number, opts: Options) {
+  const rounds = opts.repeat;
+  // Run 0 is the warm-up; each run has its own tenants, so every delivery starts a new lifecycle.
+  await insertTenants(db.url, rounds, opts);
+  const cpu = await CpuMeter.start(db.url, temporalPid);
+
+  const bareClient = new Client({ connection, namespace: NAMESPACE });
+  const temporal: Meter = { calls: 0, ms: 0 };
+  // A client of its own for the ingress, on the same connection, to time the signalWithStart calls it makes.
+  const ingressClient = new Client({
+    connection,
+    namespace: NAMESPACE,
+    interceptors: {
+      workflow: [
+        {
+          async signalWithStart(input, next) {
+            const t0 = performance.now();
+            try {
+              return await next(input);
+            } finally {
+              temporal.calls += 1;
+              temporal.ms += performance.now() - t0;
+            }
+          },
+        },
+      ],
+    },
+  });
+  // Ctrl-C drops the database under the pool's idle connections: nothing to report then.
+  const pool = createPool(db.url, { onIdleError: () => undefined });
+  const queries = meterQueries(pool);
+  const app = buildIngress({
+    client: ingressClient,
+    pool,
+    webhooks: {
+      taskQueue: TASK_QUEUE,
+      policy: defaultPolicy,
+      billingPortalUrl: PORTAL_URL,
+      stripeWebhookSecret: STRIPE_SECRET,
+    },
+  });
+  const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
+  try {
+    const port = await freePort();
+    await app.listen({ host: '127.0.0.1', port });
+    progress(`ingress listening on http://127.0.0.1:${port}; ${opts.concurrency} deliveries at a time`);
+
+    const timedRun = async (side: Side, run: number, count: number): Promise<Run> => {
+      const before = await cpu.sample();
+      const result = await sides[side](run, count);
+      return { ...result, cpu: CpuMeter.since(await cpu.sample(), before) };
+    };
+    const sides: Record<Side, (run: number, count: number) => Promise<Run>> = {
+      bare: (run, count) =>
+        drive('bare', count, opts.concurrency, (i) => {
+          const input = bareInput(run, i);
+          return async () => {
+            await startOrJoinDunning(bareClient, TASK_QUEUE, input);
+          };
+        }),
+      ingress: async (run, count) => {
+        const before = { db: { ...queries }, temporal: { ...temporal } };
+        const result = await drive('ingress', count, opts.concurrency, (i) => {
+          const delivery = stripeDelivery(run, i);
+          return () => deliver(agent, port, delivery);
+        });
+        return { ...result, db: since(queries, before.db), temporal: since(temporal, before.temporal) };
+      },
+    };
+
+    if (opts.warmup > 0) {
+      progress(`warm-up: ${opts.warmup} events each side, untimed`);
+      await sides.bare(0, opts.warmup);
+      await sides.ingress(0, opts.warmup);
+    }
+    const order: Side[] = [];
+    const runs: Run[] = [];
+    for (let r = 1; r <= rounds; r++) {
+      const turn: Side[] = r % 2 === 1 ? ['bare', 'ingress'] : ['ingress', 'bare'];
+      for (const side of turn) {
+        const run = await timedRun(side, r, opts.events);
+        order.push(side);
+        runs.push(run);
+        const s = summarise([run]);
+        progress(
+          `${side} run ${r}: ${run.events} events in ${(run.ms / 1000).toFixed(2)} s, ${s.eventsPerSecond}/s, ` +
+            `p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
+        );
+      }
+    }
+
+    const verified = await verify(db.url, bareClient, rounds, opts);
+    const bare = summarise(runs.filter((run) => run.side === 'bare'));
+    const ingressRuns = runs.filter((run) => run.side === 'ingress');
+    const ingress = summarise(ingressRuns);
+    const bareCpu = cpuPerEvent(runs.filter((run) => run.side === 'bare'));
+    const ingressCpu = cpuPerEvent(ingressRuns);
+    const ratios = {
+      ingressOverBare: round(ingress.eventsPerSecond / bare.eventsPerSecond),
+      // The throughput ratio to expect where the machine's CPU is what limits both sides.
+      cpuBareOverIngress: round(bareCpu.total / ingressCpu.total),
+    };
+    const addedP99Ms = round(ingress.p99Ms - bare.p99Ms, 2);
+    return {
+      eventsPerRun: opts.events,
+      concurrency: opts.concurrency,
+      warmupEvents: opts.warmup,
+      order,
+      bare: {
+        call: 'client.workflow.signalWithStart (startOrJoinDunning)',
+        ...bare,
+        cpuMsPerEvent: bareCpu,
+      },
+      ingress: {
+        call: 'POST /webhooks/stripe, signed invoice.payment_failed, HTTP/1.1 keep-alive',
+        ...ingress,
+        cpuMsPerEvent: ingressCpu,
+        perEvent: perEvent(ingressRuns, ingress.meanMs),
+      },
+      ratios,
+      addedP50Ms: round(ingress.p50Ms - bare.p50Ms, 2),
+      addedP99Ms,
+      goalsMet: {
+        ingressOverBare: ratios.ingressOverBare >= GOALS.ingressOverBare,
+        addedP99Ms: addedP99Ms < GOALS.addedP99Ms,
+      },
+      verified,
+    };
+  } finally {
+    await app.close();
+    agent.destroy();
+    await pool.end();
+    await cpu.stop();
+  }
+}
+
+/**
+ * `count` calls, `concurrency` at a time. `prepare` builds a call's request (payload, signature) outside the timing;
+ * the latency of a call is from sending it to its answer: for the ingress, an HTTP 2xx read in full.
+ */
+async function drive(
+  side: Side,
+  count: number,
+  concurrency: number,
+  prepare: (i: number) => () => Promise<void>,
+): Promise<Run> {
+  const latencies = new Float64Array(count);
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, count) }, async () => {
+      for (let i = next++; i < count; i = next++) {
+        const call = prepare(i);
+        const sent = performance.now();
+        await call();
+        latencies[i] = performance.now() - sent;
+      }
+    }),
+  );
+  return { side, events: count, ms: performance.now() - t0, latencies };
+}
+
+// ---- The two sides' requests ----
+
+const tenantId = (side: Side, run: number, i: number) =>
+  `bench-${side === 'bare' ? 'b' : 'w'}${run}-${String(i).padStart(7, '0')}`;
+
+/** The input the ingress would build for a tenant: same tier, processor, policy and invoice shape. */
+function bareInput(run: number, i: number): DunningInput {
+  const id = tenantId('bare', run, i);
+  return {
+    tenantId: id,
+    tenantName: `Bench tenant ${id}`,
+    tier: 'pro',
+    processor: 'stripe',
+    invoice: { invoiceId: randomUUID(), amountMinor: AMOUNT_MINOR, currency: 'USD' },
+    policy: defaultPolicy,
+    billingPortalUrl: PORTAL_URL,
+  };
+}
+
+interface Delivery {
+  eventId: string;
+  payload: string;
+  signature: string;
+}
+
+/** A Stripe invoice.payment_failed event for its own tenant and invoice, signed as Stripe signs it. */
+function stripeDelivery(run: number, i: number): Delivery {
+  const now = Math.floor(Date.now() / 1000);
+  const start = now - 30 * DAY_SECONDS;
+  const eventId = `evt_bench_${run}_${i}`;
+  const payload = JSON.stringify({
+    id: eventId,
+    object: 'event',
+    api_version: '2025-09-30.clover',
+    created: now,
+    type: 'invoice.payment_failed',
+    data: {
+      object: {
+        id: `in_bench_${run}_${i}`,
+        object: 'invoice',
+        customer: `cus_bench_${run}_${i}`,
+        metadata: { tenant_id: tenantId('ingress', run, i) },
+        amount_due: AMOUNT_MINOR,
+        amount_paid: 0,
+        currency: 'usd',
+        status: 'open',
+        period_start: start,
+        period_end: now,
+        lines: { object: 'list', data: [{ period: { start, end: now } }] },
+        hosted_invoice_url: 'https://invoice.stripe.test/i/bench',
+      },
+    },
+  });
+  const signature = Stripe.webhooks.generateTestHeaderString({ payload, secret: STRIPE_SECRET });
+  return { eventId, payload, signature };
+}
+
+/** POSTs one delivery and fails unless the ingress answers 200 with the lifecycle it started. */
+function deliver(agent: Agent, port: number, delivery: Delivery): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/webhooks/stripe',
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(delivery.payload),
+          'stripe-signature': delivery.signature,
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('error', reject);
+        res.on('end', () => {
+          const body = Buffer.concat(chunks).toString('utf8');
+          if (res.statusCode === 200 && body.includes('"status":"processed"')) return resolve();
+          reject(
+            new Error(
+              `the ingress answered ${res.statusCode} to ${delivery.eventId} instead of 200 processed: ${body}`,
+            ),
+          );
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(delivery.payload);
+  });
+}
+
+// ---- Setup and checks ----
+
+/** One pro tenant on Stripe per ingress delivery, in one statement: run 0 (the warm-up) and each timed run. */
+async function insertTenants(url: string, rounds: number, opts: Options): Promise<void> {
+  const admin = benchClient(url, 'billops-bench-admin');
+  await admin.connect();
+  try {
+    const total = opts.warmup + rounds * opts.events;
+    progress(`inserting ${total} tenants`);
+    await admin.query(
+      `INSERT INTO tenants (id, name, tier, email, billing_email, payment_processor)
+       SELECT id, 'Bench tenant ' || id, 'pro', 'ops@' || id || '.bench.example',
+              'billing@' || id || '.bench.example', 'stripe'
+       FROM (SELECT 'bench-w' || run || '-' || lpad(i::text, 7, '0') AS id
+             FROM generate_series(0, $1::int) AS run,
+                  LATERAL generate_series(0, CASE WHEN run = 0 THEN $2::int ELSE $3::int END - 1) AS i) AS ids`,
+      [rounds, opts.warmup, opts.events],
+    );
+    await admin.query('VACUUM ANALYZE tenants');
+  } finally {
+    await admin.end();
+  }
+}
+
+/** Every delivery stored as processed, and one running lifecycle per call on either side. */
+async function verify(url: string, client: Client, rounds: number, opts: Options) {
+  const perSide = opts.warmup + rounds * opts.events;
+  const admin = benchClient(url, 'billops-bench-admin');
+  await admin.connect();
+  let processed: number;
+  try {
+    const { rows } = await admin.query<{ n: string }>(
+      `SELECT count(*) AS n FROM webhook_events WHERE provider = 'stripe' AND status = 'processed'`,
+    );
+    processed = Number(rows[0]!.n);
+  } finally {
+    await admin.end();
+  }
+  if (processed !== perSide) {
+    throw new Error(`${processed} webhook events are stored as processed, ${perSide} were delivered`);
+  }
+  const query = `WorkflowType = 'dunningWorkflow' AND ExecutionStatus = 'Running'`;
+  const deadline = Date.now() + 30_000;
+  let running = 0;
+  while ((running = (await client.workflow.count(query)).count) !== 2 * perSide) {
+    if (Date.now() > deadline) {
+      throw new Error(`${running} dunning lifecycles are running, ${2 * perSide} were started`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  progress(`verified: ${processed} webhook events processed, ${running} lifecycles running`);
+  return { webhookEventsProcessed: processed, workflowsRunning: running };
+}
+
+/** Counts and times the queries made through this pool (time includes waiting for a free connection). */
+function meterQueries(pool: Pool): Meter {
+  const meter: Meter = { calls: 0, ms: 0 };
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: typeof query }).query = async (...args) => {
+    const t0 = performance.now();
+    try {
+      return await query(...args);
+    } finally {
+      meter.calls += 1;
+      meter.ms += performance.now() - t0;
+    }
+  };
+  return meter;
+}
+
+const since = (now: Meter, before: Meter): Meter => ({
+  calls: now.calls - before.calls,
+  ms: now.ms - before.ms,
+});
+
+// ---- CPU ----
+
+const CLOCK_TICKS_PER_SECOND =
+  Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+
+/** utime + stime of a process (every thread), in ms; undefined once it is gone or unreadable. */
+function processCpuMs(pid: number): number | undefined {
+  try {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Samples CPU time before and after a run: this process, the dev server, and the backends connected to the scratch
+ * database (not the cluster's background processes). A backend that appears during a run counts in full.
+ */
+class CpuMeter {
+  private constructor(
+    private readonly admin: ReturnType<typeof benchClient>,
+    private readonly temporalPid: number,
+  ) {}
+
+  static async start(url: string, temporalPid: number): Promise<CpuMeter> {
+    const admin = benchClient(url, 'billops-bench-admin');
+    await admin.connect();
+    return new CpuMeter(admin, temporalPid);
+  }
+
+  /** Per backend pid its CPU so far; null when no backend's /proc entry is readable. */
+  async sample(): Promise<{ node: number; temporal: number; backends: Map<number, number> | null }> {
+    const usage = process.cpuUsage();
+    const { rows } = await this.admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+    const backends = new Map<number, number>();
+    for (const { pid } of rows) {
+      const ms = processCpuMs(pid);
+      if (ms !== undefined) backends.set(pid, ms);
+    }
+    return {
+      node: (usage.user + usage.system) / 1000,
+      temporal: processCpuMs(this.temporalPid) ?? NaN,
+      backends: rows.length > 0 && backends.size === 0 ? null : backends,
+    };
+  }
+
+  static since(after: Awaited<ReturnType<CpuMeter['sample']>>, before: typeof after): Cpu {
+    let postgres: number | null = null;
+    if (after.backends && before.backends) {
+      postgres = 0;
+      for (const [pid, ms] of after.backends) postgres += ms - (before.backends.get(pid) ?? 0);
+    }
+    return { node: after.node - before.node, temporal: after.temporal - before.temporal, postgres };
+  }
+
+  async stop(): Promise<void> {
+    await this.admin.end();
+  }
+}
+
+function cpuPerEvent(runs: Run[]) {
+  const events = runs.reduce((n, run) => n + run.events, 0);
+  const total = (pick: (cpu: Cpu) => number | null) => {
+    const values = runs.map((run) => pick(run.cpu!));
+    return values.some((v) => v === null) ? null : round(values.reduce((n, v) => n! + v!, 0)! / events, 2);
+  };
+  const node = total((cpu) => cpu.node)!;
+  const temporal = total((cpu) => cpu.temporal)!;
+  const postgres = total((cpu) => cpu.postgres);
+  return { node, temporal, postgres, total: round(node + temporal + (postgres ?? 0), 2) };
+}
+
+// ---- Figures ----
+
+function summarise(runs: Run[]) {
+  const events = runs.reduce((n, run) => n + run.events, 0);
+  const ms = runs.reduce((n, run) => n + run.ms, 0);
+  const all = new Float64Array(events);
+  let at = 0;
+  for (const run of runs) {
+    all.set(run.latencies, at);
+    at += run.latencies.length;
+  }
+  all.sort();
+  const pct = (p: number) => round(all[Math.max(0, Math.ceil(p * all.length) - 1)]!, 2);
+  return {
+    events,
+    seconds: round(ms / 1000),
+    eventsPerSecond: Math.round(events / (ms / 1000)),
+    meanMs: round(all.reduce((n, v) => n + v, 0) / all.length, 2),
+    p50Ms: pct(0.5),
+    p90Ms: pct(0.9),
+    p99Ms: pct(0.99),
+    maxMs: round(all[all.length - 1]!, 2),
+    runsEventsPerSecond: runs.map((run) => Math.round(run.events / (run.ms / 1000))),
+  };
+}
+
+/** Where an ingress delivery's time goes: PostgreSQL, the signalWithStart call, and the rest (HTTP, verify, parse). */
+function perEvent(runs: Run[], meanMs: number) {
+  const events = runs.reduce((n, run) => n + run.events, 0);
+  const sum = (pick: (run: Run) => Meter | undefined) =>
+    runs.reduce((acc, run) => ({ calls: acc.calls + pick(run)!.calls, ms: acc.ms + pick(run)!.ms }), {
+      calls: 0,
+      ms: 0,
+    });
+  const db = sum((run) => run.db);
+  const temporal = sum((run) => run.temporal);
+  return {
+    dbQueries: round(db.calls / events, 2),
+    dbMs: round(db.ms / events, 2),
+    signalWithStartMs: round(temporal.ms / events, 2),
+    otherMs: round(meanMs - db.ms / events - temporal.ms / events, 2),
+  };
+}
+
+function temporalVersion(cliPath: string): string {
+  const out = spawnSync(cliPath, ['--version'], { encoding: 'utf8' }).stdout ?? '';
+  return out.trim().replace(/^temporal version /, 'temporal CLI ');
+}
+
+function tailLog(logFile: string): void {
+  if (!existsSync(logFile)) return;
+  const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15);
+  if (lines.length > 0) progress(`last lines of the Temporal dev server log:\n${lines.join('\n')}`);
+}
+
+if (require.main === module) {
+  webhooksBench(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

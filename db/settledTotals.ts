@@ -1,0 +1,27 @@
+// Running totals /metrics turns into counters: settled payments per processor and outcome, closed dunning lifecycles.
+import type { Pool } from 'pg';
+import type { SettledTotals } from '../client/ingress/metrics';
+
+/**
+ * A payment counts as a success once it was paid (a later refund does not uncount it) and as failed once failed;
+ * pending ones are not counted. Both only grow, so the counters built on them stay monotonic.
+ */
+export async function settledTotals(pool: Pool): Promise<SettledTotals> {
+  const payments = await pool.query<{ processor: 'stripe' | 'paystack'; succeeded: string; failed: string }>(
+    `SELECT processor,
+            count(*) FILTER (WHERE paid_at IS NOT NULL) AS succeeded,
+            count(*) FILTER (WHERE status = 'failed') AS failed
+     FROM payment_transactions WHERE processor IN ('stripe', 'paystack') GROUP BY processor`,
+  );
+  const dunning = await pool.query<{ outcome: 'recovered' | 'deleted' | 'canceled'; n: string }>(
+    `SELECT outcome, count(*) AS n FROM dunning_records
+     WHERE outcome IN ('recovered', 'deleted', 'canceled') GROUP BY outcome`,
+  );
+  return {
+    payments: payments.rows.flatMap((r) => [
+      { processor: r.processor, status: 'success' as const, count: Number(r.succeeded) },
+      { processor: r.processor, status: 'failed' as const, count: Number(r.failed) },
+    ]),
+    dunningClosed: dunning.rows.map((r) => ({ outcome: r.outcome, count: Number(r.n) })),
+  };
+}
