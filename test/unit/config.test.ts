@@ -32,6 +32,15 @@ const secrets = {
   PAYSTACK_SECRET_KEY: 'sk_test_s3cr3tpaystack4',
   PAYSTACK_WEBHOOK_SECRET: 's3cr3t-paystack-hook-5',
   ALERTMANAGER_TOKEN: 's3cr3t-alertmanager-6',
+  PAGERDUTY_ROUTING_KEY: 's3cr3t-pagerduty-7',
+  SLACK_WEBHOOK_URL: 'https://hooks.slack.test/services/T0/B0/s3cr3tslack8',
+};
+
+/** Hooks and the status page may carry tokens in their URL or command: never printed either. */
+const tokenCarrying = {
+  STATUS_PAGE_WEBHOOK_URL: 'https://status.test/hook?token=s3cr3tstatus9',
+  BILLOPS_SCALE_UP_HOOK: 'https://ops.test/scale?token=s3cr3tscale10',
+  BILLOPS_FAILOVER_HOOK: '/usr/local/bin/failover --token s3cr3tfailover11',
 };
 
 describe('parseConfig', () => {
@@ -47,6 +56,7 @@ describe('parseConfig', () => {
       billingPortalUrl: 'http://127.0.0.1:8080/billing',
       mailFrom: 'billops <billing@billops.local>',
       embedded: { temporalPort: 7233, uiPort: 8233 },
+      incidents: { opsEmail: 'billing-ops@billops.local', reportsDir: '.data/incidents' },
     });
   });
 
@@ -162,6 +172,7 @@ describe('parseConfig', () => {
 
     const config = configOf({
       ...secrets,
+      ...tokenCarrying,
       TEMPORAL_ADDRESS: 'temporal:7233',
       DATABASE_URL: 'postgres://billops:s3cr3tdbpass@db:5432/billops?sslmode=require',
       SMTP_URL: 'smtps://mailer:s3cr3tsmtppass@mail:465',
@@ -172,7 +183,9 @@ describe('parseConfig', () => {
     expect(redactConfig(config).smtpUrl).toBe('smtps://mailer:***@mail:465');
     expect(redactConfig(config).stripe.secretKey).toBe('***');
     expect(config.stripe.secretKey).toBe(secrets.STRIPE_SECRET_KEY);
-    expect(SECRET_VARIABLES).toHaveLength(6);
+    expect(redactConfig(config).incidents.failoverHook).toBe('***');
+    expect(config.incidents.failoverHook).toBe(tokenCarrying.BILLOPS_FAILOVER_HOOK);
+    expect(SECRET_VARIABLES).toHaveLength(8);
   });
 
   it('formats one message: header, one line per problem, what to do', () => {
