@@ -10,6 +10,7 @@ import type { Money } from '../domain/money';
 import type { Policy } from '../domain/policy';
 import { serviceCreditMinor } from '../domain/serviceCredits';
 import { renderTemplate, type TemplateName, type TemplateVars } from '../domain/templates';
+import { databaseUnavailable } from './databaseErrors';
 import type { createEmailActivities } from './email';
 
 export interface IncidentActivityOptions {
@@ -60,44 +61,59 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
     headers: { 'Content-Type': 'application/json' },
   });
 
+  async function upsertIncident(status: IncidentStatus): Promise<void> {
+    await pool.query(
+      `INSERT INTO incidents AS i (workflow_id, kind, incident_key, severity, status, summary, source, opened_at,
+                              opened_by, acknowledged_at, acknowledged_by, escalation_level, resolved_at,
+                              resolved_by, resolution, tenants_affected, credits_minor, credits_currency, timeline,
+                              updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb, now())
+       ON CONFLICT (workflow_id) DO UPDATE SET
+         severity = EXCLUDED.severity, status = EXCLUDED.status, acknowledged_at = EXCLUDED.acknowledged_at,
+         acknowledged_by = EXCLUDED.acknowledged_by, escalation_level = EXCLUDED.escalation_level,
+         resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by, resolution = EXCLUDED.resolution,
+         tenants_affected = EXCLUDED.tenants_affected, credits_minor = EXCLUDED.credits_minor,
+         credits_currency = EXCLUDED.credits_currency, timeline = EXCLUDED.timeline, updated_at = now()
+       WHERE jsonb_array_length(i.timeline) <= jsonb_array_length(EXCLUDED.timeline)`,
+      [
+        status.workflowId,
+        status.kind,
+        status.key,
+        status.severity,
+        status.phase,
+        status.summary,
+        status.source,
+        status.openedAt,
+        status.openedBy,
+        status.acknowledgedAt,
+        status.acknowledgedBy,
+        status.escalationLevel,
+        status.resolution?.at ?? null,
+        status.resolution?.by ?? null,
+        status.resolution?.summary ?? null,
+        status.tenantsAffected,
+        status.credits?.amountMinor ?? 0,
+        status.credits?.currency ?? null,
+        JSON.stringify(status.timeline),
+      ],
+    );
+  }
+
   return {
-    /** Keeps the incidents row in step with the workflow (upsert; the newest status wins). */
-    async recordIncident(status: IncidentStatus): Promise<void> {
-      await pool.query(
-        `INSERT INTO incidents AS i (workflow_id, kind, incident_key, severity, status, summary, source, opened_at,
-                                opened_by, acknowledged_at, acknowledged_by, escalation_level, resolved_at,
-                                resolved_by, resolution, tenants_affected, credits_minor, credits_currency, timeline,
-                                updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb, now())
-         ON CONFLICT (workflow_id) DO UPDATE SET
-           severity = EXCLUDED.severity, status = EXCLUDED.status, acknowledged_at = EXCLUDED.acknowledged_at,
-           acknowledged_by = EXCLUDED.acknowledged_by, escalation_level = EXCLUDED.escalation_level,
-           resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by, resolution = EXCLUDED.resolution,
-           tenants_affected = EXCLUDED.tenants_affected, credits_minor = EXCLUDED.credits_minor,
-           credits_currency = EXCLUDED.credits_currency, timeline = EXCLUDED.timeline, updated_at = now()
-         WHERE jsonb_array_length(i.timeline) <= jsonb_array_length(EXCLUDED.timeline)`,
-        [
-          status.workflowId,
-          status.kind,
-          status.key,
-          status.severity,
-          status.phase,
-          status.summary,
-          status.source,
-          status.openedAt,
-          status.openedBy,
-          status.acknowledgedAt,
-          status.acknowledgedBy,
-          status.escalationLevel,
-          status.resolution?.at ?? null,
-          status.resolution?.by ?? null,
-          status.resolution?.summary ?? null,
-          status.tenantsAffected,
-          status.credits?.amountMinor ?? 0,
-          status.credits?.currency ?? null,
-          JSON.stringify(status.timeline),
-        ],
-      );
+    /**
+     * Keeps the incidents row in step with the workflow (upsert; the newest status wins). While the database itself is
+     * down (a billing system outage) the write is skipped rather than retried, so the incident goes on; the next
+     * write carries the whole timeline.
+     */
+    async recordIncident(status: IncidentStatus): Promise<{ recorded: boolean; skipped?: string }> {
+      try {
+        await upsertIncident(status);
+        return { recorded: true };
+      } catch (err) {
+        const why = databaseUnavailable(err);
+        if (why) return { recorded: false, skipped: `database ${why}` };
+        throw err;
+      }
     },
 
     /** Stores the report with the row and writes it to `<reportsDir>/<workflowId>.md`; returns the file's path. */

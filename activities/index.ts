@@ -1,6 +1,9 @@
 // All activity groups, built from the worker's dependencies; the type is what workflows proxy.
+import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { createBillingOutageActivities } from './billingHealth';
 import { createDecisionActivities } from './decisions';
+import { createDisputeActivities } from './disputes';
 import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
 import { createIncidentActivities } from './incidents';
@@ -10,11 +13,16 @@ import { createNoticeActivities } from './notices';
 import { createOverageActivities } from './overage';
 import { createPagingActivities, type PagingOptions } from './paging';
 import { createPaymentActivities, type PaymentGateways } from './payments';
+import { createProcessorOutageActivities } from './processorOutage';
+import { createRefundActivities } from './refunds';
 import { createRollupActivities } from './rollups';
 import { createServiceControlActivities } from './serviceControls';
 import { createStuckTransactionActivities } from './stuckTransactions';
+import { createSubscriptionActivities } from './subscriptions';
 import { createTenantDataActivities } from './tenantData';
+import { createUsageIncidentActivities } from './usageIncident';
 import { createUsageIntegrityActivities } from './usageIntegrity';
+import { createWebhookRecoveryActivities } from './webhookRecovery';
 
 export interface ActivityDependencies {
   pool: Pool;
@@ -26,6 +34,8 @@ export interface ActivityDependencies {
   decisionsLogPath: string;
   /** Where incidents page people, post status updates and write reports. */
   incidents: IncidentDependencies;
+  /** For activities that signal or start workflows (webhook replay, dunning mass actions); absent: those steps are refused. */
+  temporalClient?: Client;
 }
 
 export interface IncidentDependencies {
@@ -63,6 +73,29 @@ export function createActivities(deps: ActivityDependencies) {
     ...createOverageActivities({ pool }),
     ...createUsageIntegrityActivities({ pool }),
     ...createStuckTransactionActivities({ pool, ...deps.gateways }),
+    ...createUsageIncidentActivities({ pool }),
+    ...createDisputeActivities({ pool, ...deps.gateways }),
+    ...createRefundActivities({ pool, ...deps.gateways }),
+    ...createSubscriptionActivities({ pool, ...deps.gateways }),
+    ...createBillingOutageActivities({
+      pool,
+      incidents: deps.incidents,
+      gateways: deps.gateways,
+      billingPortalUrl: deps.billingPortalUrl,
+    }),
+    ...createWebhookRecoveryActivities({
+      pool,
+      ...deps.gateways,
+      temporalClient: deps.temporalClient,
+      billingPortalUrl: deps.billingPortalUrl,
+    }),
+    ...createProcessorOutageActivities({
+      pool,
+      ...deps.gateways,
+      billingPortalUrl: deps.billingPortalUrl,
+      backupProcessor: deps.incidents.backupProcessor,
+      temporalClient: deps.temporalClient,
+    }),
   };
 }
 

@@ -1,6 +1,7 @@
 // Service control activities: the runbook's soft limit, hard limit, suspension and "Restore Service" as idempotent upserts.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ClientBase, Pool } from 'pg';
+import { describeQueued, queueWhileReadOnly, type QueueableActivity } from './readOnlyGuard';
 
 /** What the API gateway enforces for a tenant right now (the service_controls row). */
 export interface ServiceControls {
@@ -15,6 +16,8 @@ export interface ServiceControls {
   updatedBy: string;
   /** ISO-8601 UTC. */
   updatedAt: string;
+  /** Set when billing was read-only (a billing system outage): the change is queued, these are the controls as they are. */
+  queuedOperation?: { id: number; status: string; detail: string };
 }
 
 /** Who changes the controls and why; copied into the service_control_changes history by trigger. */
@@ -101,10 +104,45 @@ export function createServiceControlActivities(deps: { pool: Pool }) {
     return (await writeServiceControls(deps.pool, change)) ?? tenantUnknown(change.tenantId);
   }
 
+  /** Seed 000 "Queue critical operations": while billing is read-only the change waits in queued_operations. */
+  async function queuedWhileReadOnly(
+    activity: QueueableActivity,
+    req: ServiceControlChangeContext & ServiceControlFields,
+  ): Promise<ServiceControls | null> {
+    const queued = await queueWhileReadOnly(deps.pool, {
+      kind: req.suspended ? 'suspension' : 'service_control',
+      tenantId: req.tenantId,
+      activity,
+      request: req,
+    });
+    if (!queued) return null;
+    if (queued.status === 'replayed' && queued.result) return queued.result as ServiceControls;
+    const controls = await current(req.tenantId);
+    return {
+      ...controls,
+      queuedOperation: { id: queued.id, status: queued.status, detail: describeQueued(queued) },
+    };
+  }
+
+  async function current(tenantId: string): Promise<ServiceControls> {
+    const { rows } = await deps.pool.query<ServiceControlsRow>(
+      `SELECT t.id AS tenant_id, COALESCE(sc.rate_limit_percent, 100) AS rate_limit_percent,
+              COALESCE(sc.api_blocked, false) AS api_blocked, COALESCE(sc.suspended, false) AS suspended,
+              COALESCE(sc.read_only, false) AS read_only, sc.reason, sc.workflow_id,
+              COALESCE(sc.updated_by, 'system') AS updated_by, COALESCE(sc.updated_at, t.created_at) AS updated_at
+       FROM tenants t LEFT JOIN service_controls sc ON sc.tenant_id = t.id
+       WHERE t.id = $1`,
+      [tenantId],
+    );
+    const row = rows[0] ?? tenantUnknown(tenantId);
+    return toServiceControls(row);
+  }
+
   return {
     /** Soft limit (rateLimitPercent 10), hard limit (apiBlocked), suspension, read-only mode: only the given fields change. */
     async applyServiceControls(req: ApplyServiceControlsRequest): Promise<ServiceControls> {
-      return apply(req);
+      validate(req);
+      return (await queuedWhileReadOnly('applyServiceControls', req)) ?? apply(req);
     },
 
     /** Recovery action "Restore Service": 100% capacity, not blocked, not suspended, not read-only. */
@@ -121,21 +159,12 @@ export function createServiceControlActivities(deps: { pool: Pool }) {
           'TenantDeleted',
         );
       }
-      return apply({ ...req, ...RESTORED });
+      // Queued behind a queued suspension, so the replay ends with the service restored.
+      return (await queuedWhileReadOnly('restoreService', req)) ?? apply({ ...req, ...RESTORED });
     },
 
     async getServiceControls(tenantId: string): Promise<ServiceControls> {
-      const { rows } = await deps.pool.query<ServiceControlsRow>(
-        `SELECT t.id AS tenant_id, COALESCE(sc.rate_limit_percent, 100) AS rate_limit_percent,
-                COALESCE(sc.api_blocked, false) AS api_blocked, COALESCE(sc.suspended, false) AS suspended,
-                COALESCE(sc.read_only, false) AS read_only, sc.reason, sc.workflow_id,
-                COALESCE(sc.updated_by, 'system') AS updated_by, COALESCE(sc.updated_at, t.created_at) AS updated_at
-         FROM tenants t LEFT JOIN service_controls sc ON sc.tenant_id = t.id
-         WHERE t.id = $1`,
-        [tenantId],
-      );
-      const row = rows[0] ?? tenantUnknown(tenantId);
-      return toServiceControls(row);
+      return current(tenantId);
     },
   };
 }

@@ -18,6 +18,7 @@ const steering = () => import('./cli/steering');
 const usageCli = () => import('./cli/usage');
 const webhooks = () => import('./cli/webhooks');
 const reconcileCli = () => import('./cli/reconcile');
+const incidents = () => import('./cli/incidents');
 
 const commands: Command[] = [
   {
@@ -37,7 +38,9 @@ const commands: Command[] = [
   {
     name: 'status',
     synopsis: ['status <workflowId> [--json]'],
-    summary: 'phase, paused, outstanding invoices, deadlines, next action and timeline',
+    summary:
+      'phase, paused, outstanding invoices, deadlines, next action and timeline; for an incident: severity, ' +
+      'acknowledgement, escalation, steps, approvals, resolution and timeline',
     run: async (args) => (await status()).status(args),
   },
   {
@@ -46,7 +49,8 @@ const commands: Command[] = [
       'pause <workflowId> [--reason TEXT] [--operator NAME]',
       'pause --where FILTER [--reason TEXT] [--operator NAME]',
     ],
-    summary: "stop a lifecycle's clock (one workflow, or every lifecycle the visibility filter selects)",
+    summary:
+      "stop a lifecycle's or an incident's clock (one workflow, or every lifecycle the visibility filter selects)",
     run: async (args) => (await steering()).pause(args),
   },
   {
@@ -64,6 +68,47 @@ const commands: Command[] = [
     summary:
       'move grace end and every later step; prints the new deadlines, or how many lifecycles it reached',
     run: async (args) => (await steering()).extendGrace(args),
+  },
+  {
+    name: 'incidents',
+    synopsis: [
+      'incidents [--kind K] [--tenant ID] [--severity P1] [--phase open|acknowledged|resolved|closed] [--all] [--json]',
+    ],
+    summary: 'incidents by search attribute (running unless --phase closed or --all), with their phase',
+    run: async (args) => (await incidents()).incidentsList(args),
+  },
+  {
+    name: 'incident start',
+    synopsis: [
+      'incident start <kind> --key K --summary TEXT [--tenant ID]... [--severity P2] [--param name=value]...',
+      '               [--operator NAME] [--json]',
+    ],
+    summary: 'open incident-<kind>-<key> by hand, or reach the open one (its timeline records it)',
+    run: async (args) => (await incidents()).incidentStart(args),
+  },
+  {
+    name: 'ack',
+    synopsis: ['ack <workflowId> [--operator NAME] [--json]'],
+    summary: 'acknowledge an incident: escalation stops; exit 1 with the reason when refused',
+    run: async (args) => (await incidents()).ack(args),
+  },
+  {
+    name: 'resolve',
+    synopsis: ['resolve <workflowId> --summary TEXT [--operator NAME] [--json]'],
+    summary: 'resolve an incident; it closes with its DECISIONS.log line and report',
+    run: async (args) => (await incidents()).resolve(args),
+  },
+  {
+    name: 'approve',
+    synopsis: ['approve <workflowId> --step NAME [--decline] [--reason TEXT] [--operator NAME] [--json]'],
+    summary: 'answer the runbook step an incident is waiting on (status shows it)',
+    run: async (args) => (await incidents()).approve(args),
+  },
+  {
+    name: 'rca',
+    synopsis: ['rca <workflowId> --summary TEXT [--operator NAME] [--json]'],
+    summary: 'record the root cause (after the workflow ended: the incidents row, DATABASE_URL)',
+    run: async (args) => (await incidents()).rca(args),
   },
   {
     name: 'tenants list',

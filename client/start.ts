@@ -137,6 +137,7 @@ async function main(): Promise<void> {
       gateways,
       incidents: incidentDependencies(config),
       poolMax: embeddedDb ? 1 : 10,
+      temporalClient: client,
     });
     stoppers.push({ name: 'database pool and mailer', stop: () => deps.close() });
     if (embeddedDb) {

@@ -25,6 +25,8 @@ export interface BillopsConfig {
     maxRetries: number;
   };
   alertmanagerToken?: string;
+  /** JSON file of alertname → incident kind routes laid over the defaults (client/alertRouting.ts). */
+  alertRoutesFile?: string;
   ingress: { host: string; port: number };
   decisionsLogPath: string;
   policyFile?: string;
@@ -166,6 +168,7 @@ const envSchema = z.object({
     .transform(Number)
     .default('3'),
   ALERTMANAGER_TOKEN: secret(null, 'the bearer token Alertmanager sends'),
+  BILLOPS_ALERT_ROUTES: z.string().optional(),
   INGRESS_HOST: z
     .string()
     .regex(/^[A-Za-z0-9.:_-]+$/, 'must be a host name or IP address to listen on, without scheme or port')
@@ -320,6 +323,7 @@ function toConfig(env: z.output<typeof envSchema>): BillopsConfig {
       maxRetries: env.PAYSTACK_MAX_RETRIES,
     },
     alertmanagerToken: env.ALERTMANAGER_TOKEN,
+    alertRoutesFile: env.BILLOPS_ALERT_ROUTES,
     ingress: { host: env.INGRESS_HOST, port: env.INGRESS_PORT },
     // Without its own variable the log lives in the data directory, which is `.data/DECISIONS.log` by default.
     decisionsLogPath: env.DECISIONS_LOG_PATH ?? `${env.BILLOPS_DATA_DIR.replace(/\/+$/, '')}/DECISIONS.log`,

@@ -116,6 +116,15 @@ const policyObjectSchema = z
       .object({ graceHoursMin: hours, graceHoursMax: hours, stopAutomatedSuspensions: z.boolean() })
       .strict()
       .refine((p) => p.graceHoursMin <= p.graceHoursMax, 'graceHoursMin must not exceed graceHoursMax'),
+    /** The payment-processor-outage incident: how long a probe may take, how far back failed payments count. */
+    processorOutageChecks: z
+      .object({
+        /** Seed 004 "Test API connectivity": a probe that has not answered by then counts as down. */
+        probeTimeoutSeconds: z.number().int().positive(),
+        /** Failed payments this long before the incident opened are the outage's (the alert fires late). */
+        failedPaymentsLookbackMinutes: z.number().int().nonnegative(),
+      })
+      .strict(),
     apiRetry: z
       .object({
         initialIntervalMs: milliseconds,
@@ -127,15 +136,42 @@ const policyObjectSchema = z
         (r) => r.initialIntervalMs <= r.maximumIntervalMs,
         'initialIntervalMs must not exceed maximumIntervalMs',
       ),
-    webhookRetry: z.object({ maxDays: z.number().int().positive() }).strict(),
+    webhookRetry: z
+      .object({
+        maxDays: z.number().int().positive(),
+        /** Seed 000 "retry up to 7 days with increasing intervals": the first retry, then doubling up to the cap. */
+        firstRetryMinutes: minutes,
+        maxRetryIntervalHours: z.number().int().positive(),
+      })
+      .strict(),
+    /** The webhook-failure incident: how far back it looks, and how many signature failures it raises. */
+    webhookFailure: z
+      .object({
+        lookbackHours: z.number().int().positive(),
+        /** More rejected signatures than this in the window pages the responders (0: any). */
+        raiseSignatureFailuresAbove: z.number().int().nonnegative(),
+      })
+      .strict(),
     usageAggregationRetry: z
       .object({ everyHours: z.number().int().positive(), forHours: z.number().int().positive() })
+      .strict(),
+    /** The usage-metering-failure incident: tenants spot-checked when none are named, hours per backfill chunk. */
+    usageMeteringFailure: z
+      .object({
+        spotCheckSampleTenants: z.number().int().positive(),
+        backfillChunkHours: z.number().int().positive(),
+      })
       .strict(),
     refund: z
       .object({
         windowDays: z.number().int().positive(),
         allowAfterPriorRefund: z.boolean(),
         requireActiveSubscription: z.boolean(),
+        /** Per currency: a refund above this many minor units waits for an operator's approval; absent: none does. */
+        approvalAboveMinor: z.record(
+          z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code'),
+          z.number().int().positive(),
+        ),
       })
       .strict(),
     extendGrace: z.object({ maxDays: z.number().int().positive() }).strict(),
@@ -167,6 +203,23 @@ const policyObjectSchema = z
       .strict(),
     /** How an incident waiting for recovery probes the broken part: first probe, then doubling up to the cap. */
     recoveryProbe: z.object({ firstAfterMinutes: minutes, maxIntervalMinutes: minutes }).strict(),
+    /** The billing-system-outage incident (seed 000 §3): health-check limits, the outage hooks, waiting and replay. */
+    billingSystemOutage: z
+      .object({
+        /** Connecting to PostgreSQL, reading and the write probe each give up after this. */
+        databaseTimeoutMs: milliseconds,
+        /** Replicas further behind than this count as unhealthy. */
+        maxReplicationLagSeconds: z.number().int().positive(),
+        /** A scale-up or failover hook (command or webhook) is stopped after this long. */
+        hookTimeoutSeconds: z.number().int().positive(),
+        /** Attempts at a hook whose webhook is unreachable or answers 5xx; a command runs once. */
+        hookAttempts: z.number().int().positive(),
+        /** Probing stops after this long without recovery; the incident then waits for an operator. */
+        recoveryWaitHours: z.number().int().positive(),
+        /** Replaying the queued critical operations may take this long (it heartbeats per operation). */
+        replayTimeoutMinutes: minutes,
+      })
+      .strict(),
     /** Who may acknowledge, resolve, approve or pause an incident; empty: anyone who names themselves. */
     incidentResponders: z.array(team),
     postIncident: z
@@ -227,10 +280,22 @@ export const defaultPolicy: Policy = deepFreeze({
     deletionDaysAfterSuspension: 90,
   },
   processorOutage: { graceHoursMin: 24, graceHoursMax: 48, stopAutomatedSuspensions: true },
+  // The alert (success rate over 5 minutes, for 5 minutes) fires about 10 minutes into an outage.
+  processorOutageChecks: { probeTimeoutSeconds: 10, failedPaymentsLookbackMinutes: 15 },
   apiRetry: { initialIntervalMs: 1000, maximumIntervalMs: 60000, backoffCoefficient: 2 },
-  webhookRetry: { maxDays: 7 },
+  webhookRetry: { maxDays: 7, firstRetryMinutes: 15, maxRetryIntervalHours: 24 },
+  // Seed 004's `retry_failed_webhooks --hours 24`; a rejected signature is never expected, so any one is raised.
+  webhookFailure: { lookbackHours: 24, raiseSignatureFailuresAbove: 0 },
   usageAggregationRetry: { everyHours: 2, forHours: 48 },
-  refund: { windowDays: 30, allowAfterPriorRefund: false, requireActiveSubscription: true },
+  // Seed 000 names no sample size for "spot check known tenants"; a day per chunk keeps each statement short.
+  usageMeteringFailure: { spotCheckSampleTenants: 5, backfillChunkHours: 24 },
+  // The runbooks ask no approval for refunds; an operator may set a threshold per currency.
+  refund: {
+    windowDays: 30,
+    allowAfterPriorRefund: false,
+    requireActiveSubscription: true,
+    approvalAboveMinor: {},
+  },
   extendGrace: { maxDays: 90 },
   severityLevels: {
     P1: { name: 'Critical', responseMinutes: 15 },
@@ -282,6 +347,15 @@ export const defaultPolicy: Policy = deepFreeze({
     recheckForHours: 24,
   },
   recoveryProbe: { firstAfterMinutes: 1, maxIntervalMinutes: 15 },
+  // The runbooks give no numbers here; the billing API's own health timeout is monitoring.billingApiLatencyMs.
+  billingSystemOutage: {
+    databaseTimeoutMs: 5000,
+    maxReplicationLagSeconds: 30,
+    hookTimeoutSeconds: 300,
+    hookAttempts: 3,
+    recoveryWaitHours: 24,
+    replayTimeoutMinutes: 30,
+  },
   incidentResponders: [],
   postIncident: { rootCauseReminderHours: 48, reportRequiredFor: ['P1', 'P2'] },
   monitoring: {

@@ -1,4 +1,5 @@
 // The real dependencies a worker runs with: a PostgreSQL pool, an SMTP mailer, payment gateways, and how to release them.
+import type { Client } from '@temporalio/client';
 import type { ActivityDependencies, IncidentDependencies } from '../activities';
 import { createSmtpMailer } from '../activities/mailer';
 import type { PaymentGateways } from '../activities/payments';
@@ -39,6 +40,8 @@ export function createWorkerDependencies(opts: {
   incidents: IncidentDependencies;
   /** 1 against the embedded PGlite, which serves a single session. */
   poolMax?: number;
+  /** For activities that signal or start workflows; the caller owns (and closes) its connection. */
+  temporalClient?: Client;
 }): WorkerDependencies {
   const pool = createPool(opts.databaseUrl, { max: opts.poolMax });
   const mailer = createSmtpMailer(opts.smtpUrl);
@@ -50,6 +53,7 @@ export function createWorkerDependencies(opts: {
     billingPortalUrl: opts.billingPortalUrl,
     decisionsLogPath: opts.decisionsLogPath,
     incidents: opts.incidents,
+    temporalClient: opts.temporalClient,
     async close() {
       mailer.close();
       await pool.end();

@@ -2,6 +2,7 @@
 import { resolve } from 'node:path';
 import { createGatewaysFromConfig } from '../activities/payments';
 import { loadConfig } from '../client/config';
+import { connectClient } from '../client/temporal';
 import { migrate } from '../db/migrate';
 import { createBillopsWorker, connectWorker } from './createWorker';
 import { createWorkerDependencies, incidentDependencies } from './dependencies';
@@ -25,6 +26,11 @@ async function main(): Promise<void> {
   const databaseUrl = config.databaseUrl as string;
   await migrate(databaseUrl);
   const connection = await connectWorker({ ...config.temporal, address: config.temporal.address as string });
+  // Activities that signal or start workflows (webhook replay, dunning mass actions) use a client of their own.
+  const temporalClient = await connectClient({
+    ...config.temporal,
+    address: config.temporal.address as string,
+  });
   const deps = createWorkerDependencies({
     databaseUrl,
     smtpUrl: config.smtpUrl as string,
@@ -33,6 +39,7 @@ async function main(): Promise<void> {
     decisionsLogPath: resolve(config.decisionsLogPath),
     gateways: createGatewaysFromConfig(config),
     incidents: incidentDependencies(config),
+    temporalClient,
   });
   const worker = await createBillopsWorker({
     connection,
@@ -44,6 +51,7 @@ async function main(): Promise<void> {
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown: running activities finish, then run() resolves.
   await worker.run();
   await connection.close();
+  await temporalClient.connection.close();
   await deps.close();
   console.log('billops worker: stopped');
 }

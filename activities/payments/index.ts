@@ -4,6 +4,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import type { BillopsConfig } from '../../domain/config';
 import { normalizeCurrency } from '../../domain/money';
+import { describeQueued, queueWhileReadOnly } from '../readOnlyGuard';
 import { createPaystackGateway, type PaystackGateway } from './paystack';
 import { createStripeGateway, type DeclineClassification, type StripeGateway } from './stripe';
 
@@ -449,6 +450,17 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
         };
       }
       const reference = paymentReference(request.idempotencyKey);
+
+      // Billing read-only (a billing system outage): the charge waits in the queue and is replayed under this key.
+      const queued = await queueWhileReadOnly(deps.pool, {
+        kind: 'payment',
+        tenantId: request.tenantId,
+        activity: 'retryInvoicePayment',
+        request,
+        idempotencyKey: request.idempotencyKey,
+      });
+      if (queued?.status === 'replayed' && queued.result) return queued.result as PaymentAttemptResult;
+      if (queued) return { outcome: 'failed', reason: describeQueued(queued) };
 
       if (processor === 'stripe') {
         if (!deps.stripe) return { outcome: 'failed', reason: notConfigured('stripe') };

@@ -17,6 +17,10 @@ export async function status(args: string[]): Promise<number> {
   return withTemporal(async (client) => {
     const { handle, description } = await describeWorkflow(client, workflowId);
     const execution = description.status.name.toLowerCase();
+    const incidents = await import('./incidents');
+    if (incidents.isIncidentWorkflowType(description.type)) {
+      return incidents.printIncidentStatus(client, handle, description, values.json);
+    }
     if (description.type !== 'dunningWorkflow') {
       // Other workflow types answer the same `status` query name with their own shape.
       const answer: unknown = await answeredByWorker(client, description, { what: 'the status query' }, () =>

@@ -1,10 +1,12 @@
-// The HTTP ingress: liveness, Prometheus metrics, usage ingestion and signed payment webhooks, described at /docs/json.
+// The HTTP ingress: liveness, Prometheus metrics, usage ingestion, signed payment webhooks and Alertmanager alerts, described at /docs/json.
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { ingestionLag } from '../../db/usage';
+import { alertSettingsFromEnvironment, registerAlertRoutes, type AlertSettings } from './alerts';
+import { settledTotals } from '../../db/settledTotals';
 import { createBillopsMetrics, instrumentRequests } from './metrics';
 import { registerUsageRoutes } from './usage';
 import { registerWebhookRoutes, type WebhookSettings } from './webhooks';
@@ -15,6 +17,11 @@ export interface IngressDependencies {
   registry?: Registry;
   /** Task queue, policy and secrets for the payment webhooks; without them the webhook routes are not mounted. */
   webhooks?: WebhookSettings;
+  /**
+   * Token, routing, task queue and policy for POST /alerts/alertmanager; absent: the webhooks' task queue and policy
+   * with ALERTMANAGER_TOKEN and BILLOPS_ALERT_ROUTES from the environment; without either the route answers 503.
+   */
+  alerts?: AlertSettings;
 }
 
 const healthSchema = {
@@ -37,6 +44,7 @@ export function buildIngress(deps: IngressDependencies): FastifyInstance {
   if (!deps.registry) collectDefaultMetrics({ register: registry, prefix: 'billops_' });
   const metrics = createBillopsMetrics(registry, {
     usageLag: async () => (await ingestionLag(deps.pool)).meters,
+    settledTotals: () => settledTotals(deps.pool),
   });
   instrumentRequests(app, metrics);
 
@@ -88,6 +96,12 @@ export function buildIngress(deps: IngressDependencies): FastifyInstance {
         },
       });
     }
+
+    registerAlertRoutes(api, {
+      settings: deps.alerts ?? alertSettingsFromEnvironment(deps.webhooks),
+      client: deps.client,
+      registry,
+    });
 
     api.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
   });

@@ -34,6 +34,7 @@ describe('GET /docs/json', () => {
       expect(doc.openapi).toMatch(/^3\./);
       expect(Object.keys(doc.paths).sort()).toEqual(
         [
+          '/alerts/alertmanager',
           '/healthz',
           '/metrics',
           '/usage/events',

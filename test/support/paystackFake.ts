@@ -44,6 +44,17 @@ export interface RecordedInitialize {
   authorizationUrl: string;
 }
 
+/** A refund Paystack accepted (POST /refund); amount in kobo as it was recorded. */
+export interface RecordedRefund {
+  id: number;
+  /** The refunded transaction's reference. */
+  reference: string;
+  amount: number;
+  currency: string;
+  merchantNote: string | undefined;
+  customerNote: string | undefined;
+}
+
 /** A transaction as if Paystack had recorded it earlier (for GET /transaction and verify); amount in kobo. */
 export interface FakeTransactionSeed {
   reference: string;
@@ -72,6 +83,8 @@ export interface PaystackFake {
   /** Charges Paystack accepted (duplicates and invalid requests are refused and not counted). */
   charges(): RecordedCharge[];
   initializations(): RecordedInitialize[];
+  /** Refunds Paystack queued (refused ones are not counted). */
+  refunds(): RecordedRefund[];
   requests(): RecordedRequest[];
   /** Forgets transactions, recordings, authorizations and pending failures. */
   reset(): void;
@@ -153,6 +166,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
   const authorizations = new Map<string, FakeAuthorization>();
   let charges: RecordedCharge[] = [];
   let initializations: RecordedInitialize[] = [];
+  let refunds: RecordedRefund[] = [];
   let requests: RecordedRequest[] = [];
   let failures: { count: number; status: number } = { count: 0, status: 503 };
   let nextId = 1_000_000;
@@ -344,6 +358,75 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     tx.gatewayResponse = seed.gatewayResponse ?? (status === 'success' ? 'Approved' : 'Declined');
   }
 
+  function refundData(refund: RecordedRefund, tx: Transaction): Record<string, unknown> {
+    return {
+      id: refund.id,
+      integration: 1,
+      domain: 'test',
+      transaction: { id: tx.id, reference: tx.reference, amount: tx.amount, currency: tx.currency },
+      dispute: null,
+      amount: refund.amount,
+      deducted_amount: 0,
+      currency: refund.currency,
+      channel: 'card',
+      fully_deducted: false,
+      refunded_by: 'billops@paystack.test',
+      expected_at: new Date(Date.now() + 7 * 86_400_000).toISOString(),
+      merchant_note: refund.merchantNote ?? null,
+      customer_note: refund.customerNote ?? null,
+      status: 'pending',
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    };
+  }
+
+  /** POST /refund: a successful transaction (by reference or id), at most what is left of it, in kobo. */
+  function refund(body: Record<string, unknown>): [number, unknown] {
+    const named = body.transaction;
+    if ((typeof named !== 'string' && typeof named !== 'number') || String(named).trim() === '') {
+      throw new RequestProblem(400, 'Transaction reference or id is required');
+    }
+    const tx =
+      transactions.get(String(named)) ??
+      [...transactions.values()].find((t) => String(t.id) === String(named));
+    if (!tx) throw new RequestProblem(404, 'Transaction not found');
+    if (tx.status !== 'success')
+      throw new RequestProblem(400, 'Cannot refund a transaction that was not successful');
+    const refunded = refunds
+      .filter((r) => r.reference === tx.reference)
+      .reduce((sum, r) => sum + r.amount, 0);
+    const left = tx.amount - refunded;
+    const amount = body.amount === undefined ? left : kobo(body.amount);
+    if (amount > left)
+      throw new RequestProblem(400, 'Refund amount cannot be more than the transaction amount left');
+    if (body.currency !== undefined && currencyOf(body) !== tx.currency) {
+      throw new RequestProblem(400, 'Currency does not match the transaction currency');
+    }
+    const note = (field: string) => (typeof body[field] === 'string' ? body[field] : undefined);
+    const recorded: RecordedRefund = {
+      id: nextId++,
+      reference: tx.reference,
+      amount,
+      currency: tx.currency,
+      merchantNote: note('merchant_note'),
+      customerNote: note('customer_note'),
+    };
+    refunds.push(recorded);
+    return [
+      200,
+      { status: true, message: 'Refund has been queued for processing', data: refundData(recorded, tx) },
+    ];
+  }
+
+  /** GET /refund: the refunds of one transaction (`transaction`: its id or reference; `reference` as some SDKs send). */
+  function listRefunds(query: URLSearchParams): [number, unknown] {
+    const named = query.get('transaction') ?? query.get('reference');
+    const selected = [...transactions.values()]
+      .filter((tx) => named === null || tx.reference === named || String(tx.id) === named)
+      .flatMap((tx) => refunds.filter((r) => r.reference === tx.reference).map((r) => refundData(r, tx)));
+    return [200, { status: true, message: 'Refunds retrieved', data: selected }];
+  }
+
   function verify(reference: string): [number, unknown] {
     const tx = transactions.get(reference);
     if (!tx) return [400, { status: false, message: 'Transaction reference not found' }];
@@ -364,6 +447,9 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     if (req.method === 'GET' && path === '/transaction') {
       return list(new URL(req.url ?? '/', 'http://paystack.invalid').searchParams);
     }
+    if (req.method === 'GET' && path === '/refund') {
+      return listRefunds(new URL(req.url ?? '/', 'http://paystack.invalid').searchParams);
+    }
     if (req.method !== 'POST') return [404, { status: false, message: 'Route not found' }];
     if (!(req.headers['content-type'] ?? '').includes('application/json')) {
       return [400, { status: false, message: 'Content-Type must be application/json' }];
@@ -383,6 +469,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     const fields = body as Record<string, unknown>;
     if (path === '/transaction/charge_authorization') return chargeAuthorization(fields);
     if (path === '/transaction/initialize') return initialize(fields);
+    if (path === '/refund') return refund(fields);
     return [404, { status: false, message: 'Route not found' }];
   }
 
@@ -430,12 +517,14 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     },
     charges: () => [...charges],
     initializations: () => [...initializations],
+    refunds: () => [...refunds],
     requests: () => [...requests],
     reset: () => {
       transactions.clear();
       authorizations.clear();
       charges = [];
       initializations = [];
+      refunds = [];
       requests = [];
       failures = { count: 0, status: 503 };
     },

@@ -1,8 +1,17 @@
 // Acting on a stored payment event: signal-with-start the tenant's dunning, signal a payment, or keep it for an incident.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import type { IncidentInput } from '../../../domain/incident';
+import { formatMinorUnits } from '../../../domain/money';
 import type { Policy } from '../../../domain/policy';
+import {
+  activationInEvent,
+  refundInEvent,
+  type ActivationParams,
+  type RefundParams,
+} from '../../../domain/refunds';
 import { dunningWorkflowId, startOrJoinDunning } from '../../dunning';
+import { startIncident } from '../../incidents';
 import { paymentSucceededSignal } from '../../../workflows/definitions';
 import {
   findOrRecordFailedInvoice,
@@ -38,9 +47,69 @@ export async function actOn(ctx: ActionContext, event: VerifiedEvent): Promise<A
     case 'ignore':
       return { status: 'ignored', note: intent.reason };
     case 'storeForIncident': {
-      // The refund, dispute and subscription incident workflows will read these rows; the tenant helps them now.
+      // Kept for the incident workflows; a refund or an activation billops has not recorded yet opens its incident.
       const tenant = await resolveTenant(ctx.pool, event.provider, intent.tenant);
-      return { status: 'stored_for_incident', tenantId: tenant?.id };
+      const stored: ActionOutcome = { status: 'stored_for_incident', tenantId: tenant?.id };
+      if (!tenant || intent.category === 'dispute') return stored;
+      const { rows } = await ctx.pool.query<{ payload: unknown }>(
+        'SELECT payload FROM webhook_events WHERE provider = $1 AND event_key = $2',
+        [event.provider, event.key],
+      );
+      let incident: IncidentInput<RefundParams | ActivationParams>;
+      const opened: Pick<IncidentInput, 'source' | 'openedBy' | 'tenantIds' | 'policy'> = {
+        source: 'webhook',
+        openedBy: 'billops',
+        tenantIds: [tenant.id],
+        policy: ctx.policy,
+      };
+      if (intent.category === 'refund') {
+        const refund = refundInEvent(event.provider, event.type, rows[0]?.payload);
+        if ('ignored' in refund) return { ...stored, note: refund.ignored };
+        // billops' own refund coming back is recorded by the incident that asked for it.
+        const recorded = await ctx.pool.query(
+          'SELECT 1 FROM payment_transactions WHERE processor = $1 AND refund_reference = $2',
+          [event.provider, refund.refundReference],
+        );
+        if (refund.requestedByBillops || recorded.rowCount) {
+          return { ...stored, note: `refund ${refund.refundReference} is billops' own or already recorded` };
+        }
+        const paid = refund.paymentReferences[0]!;
+        incident = {
+          ...opened,
+          kind: 'refund',
+          key: `${event.provider}-${refund.refundReference}`,
+          summary: `${event.provider} refunded ${formatMinorUnits(refund.amountMinor, refund.currency)} of ${paid} (${tenant.id})`,
+          params: {
+            tenantId: tenant.id,
+            reference: paid,
+            reason: `refunded at ${event.provider} (${event.type} ${event.key})`,
+            subscriptionChange: 'none',
+            reported: { ...refund, eventKey: event.key },
+          },
+        };
+      } else {
+        const activation = activationInEvent(event.provider, event.type, rows[0]?.payload);
+        if ('ignored' in activation) return { ...stored, note: activation.ignored };
+        const active = await ctx.pool.query(
+          `SELECT 1 FROM subscriptions WHERE tenant_id = $1 AND status = 'active' AND tier = $2 AND billing_cycle = $3
+              AND current_period_end > now()`,
+          [tenant.id, activation.tier, activation.billingCycle],
+        );
+        if (active.rowCount) {
+          return { ...stored, note: `the ${activation.tier} subscription is already active` };
+        }
+        incident = {
+          ...opened,
+          kind: 'subscription_activation_failure',
+          key: `${tenant.id}-${activation.reference}`,
+          summary: `${tenant.id} paid for ${activation.tier} (${activation.reference}) but the subscription is not active`,
+          params: { tenantId: tenant.id, ...activation },
+        };
+      }
+      const handle = await ctx.client.withDeadline(Date.now() + ctx.temporalTimeoutMs, () =>
+        startIncident(ctx.client, ctx.taskQueue, incident),
+      );
+      return { status: 'processed', tenantId: tenant.id, workflowId: handle.workflowId };
     }
     case 'paymentFailed': {
       const tenant = await resolveTenant(ctx.pool, event.provider, intent.tenant);
