@@ -201,11 +201,19 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
       status: StatusPageState;
       message: string;
     }): Promise<'posted' | 'not_configured'> {
-      const { rows } = await pool.query<{ delivered: 'posted' | 'not_configured' }>(
-        'SELECT delivered FROM status_page_updates WHERE idempotency_key = $1',
-        [req.idempotencyKey],
-      );
-      if (rows[0]) return rows[0].delivered;
+      // While the database is down (a billing system outage) the update still goes out; the status page receives
+      // the idempotency key, and the record is skipped.
+      let databaseDown = false;
+      try {
+        const { rows } = await pool.query<{ delivered: 'posted' | 'not_configured' }>(
+          'SELECT delivered FROM status_page_updates WHERE idempotency_key = $1',
+          [req.idempotencyKey],
+        );
+        if (rows[0]) return rows[0].delivered;
+      } catch (err) {
+        if (!databaseUnavailable(err)) throw err;
+        databaseDown = true;
+      }
       let delivered: 'posted' | 'not_configured' = 'not_configured';
       if (options.statusPageWebhookUrl) {
         const res = await http.post(options.statusPageWebhookUrl, {
@@ -221,6 +229,7 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
         if (res.status >= 300) throw new Error(`the status page answered HTTP ${res.status}; retrying`);
         delivered = 'posted';
       }
+      if (databaseDown) return delivered;
       await pool.query(
         `INSERT INTO status_page_updates (idempotency_key, workflow_id, status, message, delivered)
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING`,

@@ -1,12 +1,14 @@
 // `billops pause|resume|extend-grace`: steer one lifecycle by id, or every lifecycle a visibility filter selects.
 import { parseArgs } from 'node:util';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
 import type { DunningDeadlines, GraceExtension } from '../../domain/dunning';
 import { formatDuration } from '../../domain/dunning';
 import { loadPolicyForConfig } from '../config';
 import { dunningWorkflowId, signalDunningWhere, type MassActionReport } from '../dunning';
+import { INCIDENT_WORKFLOW_TYPES } from '../incidents';
 import {
   extendGraceUpdate,
+  incidentStatusQuery,
   pauseSignal,
   resumeSignal,
   type OperatorAction,
@@ -26,6 +28,24 @@ import {
 } from './common';
 
 const HOUR_MS = 3_600_000;
+const INCIDENT_TYPES = new Set(Object.values(INCIDENT_WORKFLOW_TYPES));
+
+/** The reason the incident refused this signal, once its timeline shows the signal was handled; null if it took. */
+async function incidentRefusal(
+  handle: WorkflowHandle,
+  before: number,
+  kind: 'pause' | 'resume',
+): Promise<string | null> {
+  for (let i = 0; i < 100; i++) {
+    const { timeline } = await handle.query(incidentStatusQuery);
+    const added = timeline.slice(before);
+    const refused = added.find((e) => e.event === 'refused' && e.detail?.startsWith(`${kind}:`));
+    if (refused) return refused.detail!.slice(kind.length + 1).trim();
+    if (added.some((e) => e.event === (kind === 'pause' ? 'paused' : 'resumed'))) return null;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return null;
+}
 
 const steeringFlags = {
   where: { type: 'string' },
@@ -72,8 +92,15 @@ async function pauseOrResume(kind: 'pause' | 'resume', args: string[]): Promise<
         values.json,
       );
     }
-    const { handle } = await runningWorkflow(client, to.id);
+    const { handle, description } = await runningWorkflow(client, to.id);
+    const isIncident = INCIDENT_TYPES.has(description.type);
+    // An incident answers a refused pause or resume in its timeline, never by failing: read the answer back.
+    const before = isIncident ? (await handle.query(incidentStatusQuery)).timeline.length : 0;
     await handle.signal(kind === 'pause' ? pauseSignal : resumeSignal, action);
+    if (isIncident) {
+      const refusal = await incidentRefusal(handle, before, kind);
+      if (refusal) throw new RefusedError(`refused: ${refusal}`);
+    }
     const why = action.reason ? ` (reason: ${action.reason})` : '';
     if (values.json) printJson({ workflowId: to.id, signal: kind, ...action });
     else if (kind === 'pause')

@@ -213,11 +213,21 @@ async function dispute(billed: Billed, params: Partial<BillingDisputeParams> = {
     ),
   );
   let status: IncidentStatus = await handle.query(incidentStatusQuery);
-  for (let i = 0; i < 300 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
+  // Real time, generous: on a loaded machine the provider calls and emails take a while.
+  for (let i = 0; i < 900 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
     await new Promise((r) => setTimeout(r, 100));
     status = await handle.query(incidentStatusQuery);
   }
-  expect(status.currentStep).toBe('waiting for the root-cause analysis');
+  if (status.currentStep !== 'waiting for the root-cause analysis') {
+    // Say what the step is stuck on: the pending activity's last failure.
+    const pending = (await handle.describe()).raw.pendingActivities ?? [];
+    const failures = pending.map(
+      (a) => `${a.activityType?.name}: ${a.lastFailure?.message ?? 'no failure yet'}`,
+    );
+    throw new Error(
+      `the dispute is stuck at "${status.currentStep}": ${failures.join('; ') || 'no pending activity'}`,
+    );
+  }
   await handle.executeUpdate(recordRootCauseUpdate, {
     args: [{ operator: 'ada', summary: 'rollup job double-counted a retried hour' }],
   });

@@ -215,6 +215,11 @@ describe('billops incident commands', () => {
     expect(await billops('resume', workflowId)).toMatchObject({ code: 0, stderr: '' });
     const resumed = await statusWhen(workflowId, (s) => !s.paused);
     expect(resumed.timeline.at(-1)).toMatchObject({ event: 'resumed', operator: OPERATOR });
+
+    // The incident refuses a resume when nothing is paused; the CLI reads the refusal back and says so.
+    const again = await billops('resume', workflowId);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('billops: refused: incident is not paused');
   });
 
   it('ack acknowledges once and refuses twice; approve with nothing waiting is refused', async () => {

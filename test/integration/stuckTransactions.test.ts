@@ -118,7 +118,7 @@ describe('stuck transactions incident', () => {
       ),
     );
     let status = await handle.query(incidentStatusQuery);
-    for (let i = 0; i < 200 && status.currentStep !== 'waiting for recovery'; i++) {
+    for (let i = 0; i < 600 && status.currentStep !== 'waiting for recovery'; i++) {
       await new Promise((r) => setTimeout(r, 100));
       status = await handle.query(incidentStatusQuery);
     }
@@ -147,7 +147,7 @@ describe('stuck transactions incident', () => {
 
     // An operator resolves what the provider still holds; the incident ends with its DECISIONS.log line.
     await handle.signal('resolve', { operator: 'ada', summary: 'mismatch escalated to Paystack support' });
-    for (let i = 0; i < 200 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
+    for (let i = 0; i < 600 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
       await new Promise((r) => setTimeout(r, 100));
       status = await handle.query(incidentStatusQuery);
     }
@@ -183,7 +183,7 @@ describe('stuck transactions incident', () => {
       ),
     );
     let status = await handle.query(incidentStatusQuery);
-    for (let i = 0; i < 200 && status.stepsDone.length < 2; i++) {
+    for (let i = 0; i < 600 && status.stepsDone.length < 2; i++) {
       await new Promise((r) => setTimeout(r, 100));
       status = await handle.query(incidentStatusQuery);
     }
@@ -200,7 +200,7 @@ describe('stuck transactions incident', () => {
         { key: `empty-${tenant.id}` },
       ),
     );
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 600; i++) {
       status = await empty.query(incidentStatusQuery);
       if (status.resolution) break;
       await new Promise((r) => setTimeout(r, 100));

@@ -1,5 +1,5 @@
 // A Paystack-shaped HTTP server on loopback for tests: checks the bearer key, JSON bodies, kobo amounts and reference uniqueness as Paystack does, and records what it received.
-import { createHmac } from 'node:crypto';
+import { createHmac, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -169,7 +169,9 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
   let refunds: RecordedRefund[] = [];
   let requests: RecordedRequest[] = [];
   let failures: { count: number; status: number } = { count: 0, status: 503 };
-  let nextId = 1_000_000;
+  // Paystack's ids are unique across its whole system; each fake starts at its own random base, so ids from two
+  // fakes in one test run (one shared database) never collide.
+  let nextId = 1_000_000 + randomInt(0, 1_000_000) * 1_000;
   let baseUrl = '';
 
   function newTransaction(

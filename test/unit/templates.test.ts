@@ -66,7 +66,7 @@ describe('Billing Error Acknowledgment (seed 000)', () => {
 
 describe('lifecycle notices', () => {
   it('fills every placeholder in each template and declares the variables it uses', () => {
-    expect(TEMPLATE_NAMES).toHaveLength(10);
+    expect(TEMPLATE_NAMES).toHaveLength(18);
     expect(templateVariables('downgradeWarning')).toEqual([
       'tenant_id',
       'invoice_id',
@@ -82,6 +82,37 @@ describe('lifecycle notices', () => {
       const { subject, text } = renderTemplate(name, vars as unknown as TemplateVars);
       expect(`${subject}${text}`).not.toMatch(/\{\{|\}\}/);
     }
+  });
+
+  it('incident notices: what happened, what it means for the customer, and what to do', () => {
+    const notice = renderTemplate('serviceIncidentNotice', {
+      tenant_id: 't-1',
+      incident_summary: 'our card processor is not answering',
+      customer_action: 'nothing: failed payments will be retried once it is back',
+    });
+    expect(notice.subject).toBe('Service Notice - Account #t-1');
+    expect(notice.text).toContain('No service will be limited or suspended because of this incident.');
+    const credit = renderTemplate('serviceCreditNotice', {
+      tenant_id: 't-1',
+      credit_amount: 'USD 1.47',
+      outage_duration: '3 hours 0 minutes',
+    });
+    expect(credit.text).toContain('A service credit of USD 1.47 has been applied to your account');
+    const refund = renderTemplate('refundConfirmation', {
+      tenant_id: 't-1',
+      transaction_reference: 'T-42',
+      amount_refunded: 'NGN 50000.00',
+      subscription_change: 'cancelled at the end of the current period',
+    });
+    expect(refund.text).toContain('We have refunded NGN 50000.00 of payment T-42.');
+    const reminder = renderTemplate('rootCauseReminder', {
+      incident_id: 'incident-refund-T-42',
+      incident_type: 'refund',
+      resolved_at: '2026-11-22T10:00:00.000Z',
+      hours: 48,
+    });
+    expect(reminder.subject).toBe('Root cause analysis due - refund incident-refund-T-42');
+    expect(reminder.text).toContain('billops rca incident-refund-T-42 --summary');
   });
 
   it('tells the customer each limit and its date', () => {

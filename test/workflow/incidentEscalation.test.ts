@@ -101,7 +101,7 @@ async function until(
   done: (s: IncidentStatus) => boolean,
   what: string,
 ): Promise<IncidentStatus> {
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 1200; i++) {
     const status = await handle.query(incidentStatusQuery);
     if (done(status)) return status;
     await new Promise((r) => setTimeout(r, 50));
