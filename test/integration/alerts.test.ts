@@ -31,6 +31,7 @@ import {
   Severity as SeverityKey,
 } from '../../domain/searchAttributes';
 import { incidentStatusQuery } from '../../workflows/definitions';
+import { untilIncident } from '../support/incidentFixtures';
 import { testEnv } from '../support/testRuntime';
 import { startTestWorker, type TestWorker } from '../support/testWorker';
 
@@ -134,20 +135,8 @@ describe('POST /alerts/alertmanager', () => {
     }
   }
 
-  async function statusWhen(
-    workflowId: string,
-    done: (s: IncidentStatus) => boolean,
-    timeoutMs = 30_000,
-  ): Promise<IncidentStatus> {
-    const until = Date.now() + timeoutMs;
-    let last: IncidentStatus | undefined;
-    while (Date.now() < until) {
-      last = await client.workflow.getHandle(workflowId).query(incidentStatusQuery);
-      if (done(last)) return last;
-      await sleep(250);
-    }
-    throw new Error(`status of ${workflowId} never matched; last: ${JSON.stringify(last, null, 2)}`);
-  }
+  const statusWhen = (workflowId: string, done: (s: IncidentStatus) => boolean) =>
+    untilIncident(client.workflow.getHandle(workflowId), done, `status of ${workflowId} matching`);
 
   beforeAll(async () => {
     testWorker = await startTestWorker(taskQueue);

@@ -2,22 +2,24 @@
 // billing held, raw usage pulled, recalculated, then a Stripe credit note or balance credit, a Paystack refund in kobo,
 // or an adjustment invoice; the Billing Error Acknowledgment arrives and the DECISIONS.log line carries the credit.
 import { randomUUID } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { createInvoicingActivities } from '../../activities/invoicing';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { createStripeGateway } from '../../activities/payments/stripe';
 import { startIncident } from '../../client/incidents';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
 import { parseDecisionLine } from '../../domain/decisions';
-import type { IncidentStatus } from '../../domain/incident';
-import { incidentStatusQuery, recordRootCauseUpdate } from '../../workflows/definitions';
+import { recordRootCauseUpdate } from '../../workflows/definitions';
 import type { BillingDisputeParams } from '../../workflows/incidents/billingDispute';
+import { forward, listenOnLoopback } from '../support/httpProxy';
 import { insertTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import type { PaystackFake } from '../support/paystackFake';
 import { testEnv } from '../support/testRuntime';
-import { startTestWorker, type TestWorker } from '../support/testWorker';
+import { startProviderTestWorker, type ProviderTestWorker } from '../support/testWorker';
 
 const taskQueue = `dispute-${randomUUID().slice(0, 8)}`;
 const MARCH = { periodStart: '2026-03-01T00:00:00.000Z', periodEnd: '2026-04-01T00:00:00.000Z' };
@@ -49,63 +51,29 @@ async function startStripeRecorder(
         idempotencyKey: Array.isArray(key) ? key[0] : key,
         form: new URLSearchParams(body.toString('utf8')),
       });
-      const forward = httpRequest(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: upstream.host },
-        },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      forward.on('error', () => {
-        res.writeHead(502);
-        res.end();
-      });
-      forward.end(body);
+      forward(upstream, req, res, { body });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await listenOnLoopback(server)), seen };
 }
 
-let worker: TestWorker;
+let worker: ProviderTestWorker;
 let paystack: PaystackFake;
 let stripe: Awaited<ReturnType<typeof startStripeRecorder>>;
 let receivers: IncidentReceivers;
 
 beforeAll(async () => {
-  paystack = await startPaystackFake();
   stripe = await startStripeRecorder(testEnv('stripeApiBase'));
   receivers = await startIncidentReceivers();
-  worker = await startTestWorker(taskQueue, {
-    gateways: {
-      stripe: createStripeGateway({ secretKey: 'sk_test_disputes000000000000', apiBase: stripe.url }),
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-    },
+  worker = await startProviderTestWorker(taskQueue, {
+    stripe: { secretKey: 'sk_test_disputes000000000000', apiBase: stripe.url },
     incidents: receivers.incidents,
   });
+  ({ paystack } = worker);
 });
 
 afterAll(async () => {
   await worker?.stop();
-  await paystack?.close();
   await stripe?.close();
   await receivers?.close();
 });
@@ -212,22 +180,11 @@ async function dispute(billed: Billed, params: Partial<BillingDisputeParams> = {
       { key: billed.invoiceId, tenantIds: [billed.tenantId] },
     ),
   );
-  let status: IncidentStatus = await handle.query(incidentStatusQuery);
-  // Real time, generous: on a loaded machine the provider calls and emails take a while.
-  for (let i = 0; i < 900 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    status = await handle.query(incidentStatusQuery);
-  }
-  if (status.currentStep !== 'waiting for the root-cause analysis') {
-    // Say what the step is stuck on: the pending activity's last failure.
-    const pending = (await handle.describe()).raw.pendingActivities ?? [];
-    const failures = pending.map(
-      (a) => `${a.activityType?.name}: ${a.lastFailure?.message ?? 'no failure yet'}`,
-    );
-    throw new Error(
-      `the dispute is stuck at "${status.currentStep}": ${failures.join('; ') || 'no pending activity'}`,
-    );
-  }
+  const status = await untilIncident(
+    handle,
+    (s) => s.currentStep === 'waiting for the root-cause analysis',
+    'the dispute handled',
+  );
   await handle.executeUpdate(recordRootCauseUpdate, {
     args: [{ operator: 'ada', summary: 'rollup job double-counted a retried hour' }],
   });

@@ -21,7 +21,6 @@ import { Client, type Pool } from 'pg';
 import { createBillingHealthActivities, type HealthCheckRequest } from '../../activities/billingHealth';
 import { createOperationQueueActivities } from '../../activities/operationQueue';
 import { createOutageHookActivities, type OutageHookRequest } from '../../activities/outageHooks';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { createPaymentActivities, paymentReference } from '../../activities/payments';
 import { createPricingCacheActivities } from '../../activities/pricingCache';
 import { BILLING_READ_ONLY } from '../../activities/readOnlyGuard';
@@ -33,7 +32,8 @@ import { migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
 import { insertOpenInvoice, insertTenant } from '../support/dunningFixtures';
 import { startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { privateDatabase } from '../support/privateDatabase';
 import { testEnv } from '../support/testRuntime';
 import { TEST_PORTAL_URL } from '../support/workerDeps';
 
@@ -45,18 +45,6 @@ const CHECK: HealthCheckRequest = {
   maxReplicationLagSeconds: 30,
 };
 const INCIDENT = 'incident-billing_system_outage-test';
-
-/** A database of this suite's own on the shared server: read-only mode and table locks are global to a database. */
-async function privateDatabase(name: string): Promise<string> {
-  const admin = new Client({ connectionString: testEnv('adminDatabaseUrl') });
-  await admin.connect();
-  const db = `billops_${name}_${randomUUID().slice(0, 8)}`;
-  await admin.query(`CREATE DATABASE ${db}`);
-  await admin.end();
-  const url = testEnv('adminDatabaseUrl').replace(/\/postgres$/, `/${db}`);
-  await migrate(url);
-  return url;
-}
 
 /** The billing API's health endpoint, answering whatever status the test sets; counts the calls. */
 async function startHealthEndpoint(): Promise<{
@@ -92,7 +80,8 @@ describe('health checks', () => {
   let health: Awaited<ReturnType<typeof startHealthEndpoint>>;
 
   beforeAll(async () => {
-    url = await privateDatabase('health');
+    // A database of this suite's own: read-only mode and table locks are global to a database.
+    url = (await privateDatabase('health')).url;
     pool = createPool(url, { max: 2 });
     health = await startHealthEndpoint();
   });
@@ -329,7 +318,7 @@ describe('read-only mode: critical operations queued, then replayed once each, i
   let paystack: PaystackFake;
 
   beforeAll(async () => {
-    url = await privateDatabase('queue');
+    url = (await privateDatabase('queue')).url;
     pool = createPool(url, { max: 4 });
     paystack = await startPaystackFake();
   });
@@ -339,13 +328,7 @@ describe('read-only mode: critical operations queued, then replayed once each, i
   });
 
   it('queues a suspension, a payment retry and a restore while read-only; replays them in order; the charge happens once', async () => {
-    const gateways = {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-    };
+    const gateways = { paystack: fakePaystackGateway(paystack) };
     const payments = createPaymentActivities({ pool, ...gateways, billingPortalUrl: TEST_PORTAL_URL });
     const controls = createServiceControlActivities({ pool });
     const queue = createOperationQueueActivities({ pool, ...gateways, billingPortalUrl: TEST_PORTAL_URL });

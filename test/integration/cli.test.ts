@@ -1,24 +1,14 @@
 // The operator CLI as a user runs it: bin/billops in its own process, against the shared dev server and PostgreSQL.
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { dunningQuery, dunningWorkflowId } from '../../client/dunning';
 import type { DunningStatus } from '../../domain/dunning';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { dunningStatusQuery } from '../../workflows/definitions';
+import { operatorCli, TEST_OPERATOR, type CliRun } from '../support/billopsCli';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { testEnv } from '../support/testRuntime';
 import { startTestWorker, type TestWorker } from '../support/testWorker';
 
-const BILLOPS = join(__dirname, '../../bin/billops');
 const DAY_MS = 86_400_000;
-const OPERATOR = 'oncall@billops.test';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('billops operator CLI', () => {
   const taskQueue = `cli-${Date.now()}`;
@@ -30,23 +20,7 @@ describe('billops operator CLI', () => {
   let invoices: { invoiceId: string; amountMinor: number }[];
   let workflowId: string;
 
-  /** bin/billops with only the environment an operator would set. */
-  function billops(...args: string[]): Promise<Run> {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: testEnv('temporalAddress'),
-      DATABASE_URL: testEnv('databaseUrl'),
-      BILLOPS_TASK_QUEUE: taskQueue,
-      BILLOPS_OPERATOR: OPERATOR,
-    };
-    return new Promise((resolve) => {
-      execFile(BILLOPS, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
+  const billops = operatorCli(taskQueue);
 
   const statusOf = () => client.workflow.getHandle(workflowId).query(dunningStatusQuery);
 
@@ -89,7 +63,7 @@ describe('billops operator CLI', () => {
     const second = await start(invoices[1]!);
     expect(second).toMatchObject({ code: 0, stderr: '' });
     expect(second.stdout).toMatch(new RegExp(`^joined ${workflowId} \\(run ([0-9a-f-]+)\\)`));
-    const runOf = (r: Run) => /\(run ([0-9a-f-]+)\)/.exec(r.stdout)?.[1];
+    const runOf = (r: CliRun) => /\(run ([0-9a-f-]+)\)/.exec(r.stdout)?.[1];
     expect(runOf(second)).toBe(runOf(first));
   });
 
@@ -118,13 +92,13 @@ describe('billops operator CLI', () => {
   it('pauses (status shows it, with operator and reason in the timeline) and resumes', async () => {
     const paused = await billops('pause', workflowId, '--reason', 'customer disputes the invoice');
     expect(paused).toMatchObject({ code: 0, stderr: '' });
-    expect(paused.stdout).toContain(`paused ${workflowId} by ${OPERATOR}`);
+    expect(paused.stdout).toContain(`paused ${workflowId} by ${TEST_OPERATOR}`);
 
     const whilePaused = await billops('status', workflowId);
     expect(whilePaused.stdout).toMatch(/^ {2}paused {7}yes$/m);
     expect(whilePaused.stdout).toMatch(/^ {2}next action {2}none while paused$/m);
     expect(whilePaused.stdout).toMatch(
-      new RegExp(`^ {4}\\S+ \\S+ +paused +by ${OPERATOR} +reason: customer disputes the invoice$`, 'm'),
+      new RegExp(`^ {4}\\S+ \\S+ +paused +by ${TEST_OPERATOR} +reason: customer disputes the invoice$`, 'm'),
     );
 
     const resumed = await billops('resume', workflowId, '--operator', 'alice');
@@ -149,7 +123,7 @@ describe('billops operator CLI', () => {
     expect(Date.parse(graceEnd ?? '') - before).toBe(5 * DAY_MS);
     expect((await statusOf()).timeline.at(-1)).toMatchObject({
       event: 'grace extended',
-      operator: OPERATOR,
+      operator: TEST_OPERATOR,
       reason: 'processor outage INC-7',
     });
 

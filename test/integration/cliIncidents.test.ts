@@ -1,25 +1,16 @@
 // The incident commands of the operator CLI as a user runs them: bin/billops in its own process against the shared dev
 // server, a worker and PostgreSQL. An incident is held open by a manual payment no provider can confirm.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { IncidentStatus } from '../../domain/incident';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { incidentStatusQuery } from '../../workflows/definitions';
+import { operatorCli, TEST_OPERATOR, type CliRun } from '../support/billopsCli';
 import { insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { testEnv } from '../support/testRuntime';
+import { untilIncident } from '../support/incidentFixtures';
 import { startTestWorker, type TestWorker } from '../support/testWorker';
 
-const BILLOPS = join(__dirname, '../../bin/billops');
-const OPERATOR = 'oncall@billops.test';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('billops incident commands', () => {
   const taskQueue = `cli-incidents-${randomBytes(4).toString('hex')}`;
@@ -34,34 +25,10 @@ describe('billops incident commands', () => {
   let client: Client;
   let tenant: TestTenant;
 
-  /** bin/billops with only the environment an operator would set. */
-  function billops(...args: string[]): Promise<Run> {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: testEnv('temporalAddress'),
-      DATABASE_URL: testEnv('databaseUrl'),
-      BILLOPS_TASK_QUEUE: taskQueue,
-      BILLOPS_OPERATOR: OPERATOR,
-    };
-    return new Promise((resolve) => {
-      execFile(BILLOPS, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
+  const billops = operatorCli(taskQueue);
 
-  async function statusWhen(id: string, done: (s: IncidentStatus) => boolean): Promise<IncidentStatus> {
-    const until = Date.now() + 30_000;
-    let last: IncidentStatus | undefined;
-    while (Date.now() < until) {
-      last = await client.workflow.getHandle(id).query(incidentStatusQuery);
-      if (done(last)) return last;
-      await sleep(250);
-    }
-    throw new Error(`status of ${id} never matched; last: ${JSON.stringify(last, null, 2)}`);
-  }
+  const statusWhen = (id: string, done: (s: IncidentStatus) => boolean) =>
+    untilIncident(client.workflow.getHandle(id), done, `status of ${id} matching`);
 
   /** `billops incidents ... --json` once visibility has caught up with what the test expects. */
   async function listed(
@@ -125,7 +92,7 @@ describe('billops incident commands', () => {
     const second = await billops(...args);
     expect(second).toMatchObject({ code: 0, stderr: '' });
     expect(second.stdout).toMatch(new RegExp(`^joined ${workflowId} \\(run [0-9a-f-]+\\)`));
-    const runOf = (r: Run) => /\(run ([0-9a-f-]+)\)/.exec(r.stdout)?.[1];
+    const runOf = (r: CliRun) => /\(run ([0-9a-f-]+)\)/.exec(r.stdout)?.[1];
     expect(runOf(second)).toBe(runOf(first));
 
     const status = await statusWhen(workflowId, (s) => s.currentStep === 'waiting for recovery');
@@ -135,7 +102,7 @@ describe('billops incident commands', () => {
       severity: 'P3',
       phase: 'open',
       source: 'operator',
-      openedBy: OPERATOR,
+      openedBy: TEST_OPERATOR,
       tenantsAffected: 1,
     });
     expect(status.timeline.some((e) => e.event === 'alert_fired_again')).toBe(true);
@@ -161,7 +128,7 @@ describe('billops incident commands', () => {
     );
     expect(text.stdout).toMatch(/^ {4}\S+ \S+ {2}find transactions pending over 60 minutes: 1 stuck$/m);
     expect(text.stdout).toMatch(
-      new RegExp(`^ {4}\\S+ \\S+ {2}opened {14}Manual payment pending .* {2}by ${OPERATOR}$`, 'm'),
+      new RegExp(`^ {4}\\S+ \\S+ {2}opened {14}Manual payment pending .* {2}by ${TEST_OPERATOR}$`, 'm'),
     );
     expect(text.stdout).toMatch(/^ {4}\S+ \S+ {2}paged {13}/m);
 
@@ -207,14 +174,14 @@ describe('billops incident commands', () => {
     expect(held.timeline.at(-1)).toMatchObject({
       event: 'paused',
       detail: 'checking with the bank',
-      operator: OPERATOR,
+      operator: TEST_OPERATOR,
     });
     expect(held.nextEscalationAt).toBeNull();
     expect((await billops('status', workflowId)).stdout).toContain('  paused        yes');
 
     expect(await billops('resume', workflowId)).toMatchObject({ code: 0, stderr: '' });
     const resumed = await statusWhen(workflowId, (s) => !s.paused);
-    expect(resumed.timeline.at(-1)).toMatchObject({ event: 'resumed', operator: OPERATOR });
+    expect(resumed.timeline.at(-1)).toMatchObject({ event: 'resumed', operator: TEST_OPERATOR });
 
     // The incident refuses a resume when nothing is paused; the CLI reads the refusal back and says so.
     const again = await billops('resume', workflowId);
@@ -261,12 +228,14 @@ describe('billops incident commands', () => {
       'Bank confirmed the transfer by phone',
     );
     expect(resolved).toMatchObject({ code: 0, stderr: '' });
-    expect(resolved.stdout).toMatch(new RegExp(`^resolved ${workflowId} by ${OPERATOR}: Bank confirmed`));
+    expect(resolved.stdout).toMatch(
+      new RegExp(`^resolved ${workflowId} by ${TEST_OPERATOR}: Bank confirmed`),
+    );
     const closing = await statusWhen(
       workflowId,
       (s) => s.currentStep === 'waiting for the root-cause analysis',
     );
-    expect(closing).toMatchObject({ phase: 'resolved', resolution: { by: OPERATOR } });
+    expect(closing).toMatchObject({ phase: 'resolved', resolution: { by: TEST_OPERATOR } });
     const text = await billops('status', workflowId);
     expect(text.stdout).toContain(`  root cause    not yet (billops rca ${workflowId} --summary ...)`);
 
@@ -280,7 +249,7 @@ describe('billops incident commands', () => {
     expect(rows[0]).toEqual({
       status: 'closed',
       rca_summary: 'Bank batch job delayed settlement files',
-      rca_by: OPERATOR,
+      rca_by: TEST_OPERATOR,
     });
     const closed = await billops('status', workflowId);
     expect(closed.code).toBe(0);
@@ -320,7 +289,7 @@ describe('billops incident commands', () => {
 
     const rca = await billops('rca', quietId, '--summary', 'False alarm: a report query timed out', '--json');
     expect(rca.code).toBe(0);
-    expect(JSON.parse(rca.stdout)).toMatchObject({ workflowId: quietId, rcaBy: OPERATOR });
+    expect(JSON.parse(rca.stdout)).toMatchObject({ workflowId: quietId, rcaBy: TEST_OPERATOR });
     const { rows } = await deps.pool.query<{ rca_summary: string; rca_at: Date | null }>(
       'SELECT rca_summary, rca_at FROM incidents WHERE workflow_id = $1',
       [quietId],
@@ -331,7 +300,7 @@ describe('billops incident commands', () => {
     const again = await billops('rca', quietId, '--summary', 'second thoughts');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(
-      new RegExp(`^billops: refused: a root cause was already recorded by ${OPERATOR} at `),
+      new RegExp(`^billops: refused: a root cause was already recorded by ${TEST_OPERATOR} at `),
     );
   });
 

@@ -1,20 +1,18 @@
 // The usage, invoice and overage commands of the operator CLI as a user runs them: bin/billops in its own process,
 // against the shared dev server and PostgreSQL, with a worker in this process on a task queue of its own.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NativeConnection, type Worker } from '@temporalio/worker';
 import { createInvoicingActivities } from '../../activities/invoicing';
 import type { RollupRun } from '../../activities/rollups';
 import type { IngestionLag, SpotCheckResult } from '../../activities/usageIntegrity';
 import type { RecalculateInvoicesResult } from '../../activities/invoicing';
 import type { BackfillStatus } from '../../domain/rollups';
-import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
+import { operatorCli, TEST_OPERATOR } from '../support/billopsCli';
 import { insertTenant } from '../support/dunningFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
+import { startTestWorker, type TestWorker } from '../support/testWorker';
 import {
   expectedRollups,
   formatMilli,
@@ -22,18 +20,9 @@ import {
   seededRandom,
   type TestUsageEvent,
 } from '../support/usageFixtures';
-import { testWorkerDependencies } from '../support/workerDeps';
 
-const BILLOPS = join(__dirname, '../../bin/billops');
-const OPERATOR = 'oncall@billops.test';
 const HOUR = 3_600_000;
 const HOURS = 6;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 describe('billops usage, invoices and overage commands', () => {
   const taskQueue = `cli-usage-${Date.now()}`;
@@ -49,31 +38,13 @@ describe('billops usage, invoices and overage commands', () => {
   const meter = `cliu_${k}.calls`;
   let tenant: string;
   let events: TestUsageEvent[];
+  let testWorker: TestWorker;
   let deps: WorkerDependencies;
-  let nativeConnection: NativeConnection;
-  let worker: Worker;
-  let running: Promise<void>;
   let workflowId: string;
   /** The draft usage invoice of the window, generated in the spot-check test. */
   let invoiceId: string;
 
-  /** bin/billops with only the environment an operator would set. */
-  function billops(...args: string[]): Promise<Run> {
-    const env = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: testEnv('temporalAddress'),
-      DATABASE_URL: testEnv('databaseUrl'),
-      BILLOPS_TASK_QUEUE: taskQueue,
-      BILLOPS_OPERATOR: OPERATOR,
-    };
-    return new Promise((resolve) => {
-      execFile(BILLOPS, args, { env, timeout: 60_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
+  const billops = operatorCli(taskQueue);
 
   const backfill = () =>
     billops('usage', 'backfill', '--from', window.from, '--to', window.to, '--tenant', tenant, '--wait');
@@ -84,16 +55,8 @@ describe('billops usage, invoices and overage commands', () => {
       .length;
 
   beforeAll(async () => {
-    deps = testWorkerDependencies();
-    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
-    worker = await createBillopsWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: workflowBundle(),
-    });
-    running = worker.run();
+    testWorker = await startTestWorker(taskQueue);
+    ({ deps } = testWorker);
     tenant = (await insertTenant(deps.pool, 'pro')).id;
     // A rate makes the meter known (db/usage.ts), so ingestion records it; one minor unit per unit keeps totals plain.
     await deps.pool.query(
@@ -120,10 +83,7 @@ describe('billops usage, invoices and overage commands', () => {
   });
 
   afterAll(async () => {
-    worker?.shutdown();
-    await running;
-    await nativeConnection?.close();
-    await deps?.close();
+    await testWorker?.stop();
   });
 
   it('loads a usage file, backfills it with --wait to 100%, and the rollups are exact', async () => {
@@ -352,7 +312,7 @@ describe('billops usage, invoices and overage commands', () => {
     expect(hold.stdout).toMatch(
       new RegExp(`^held invoice generation for tenant ${tenant}, every meter \\(hold \\d+`),
     );
-    expect(await activeHolds()).toEqual([{ reason: 'r', held_by: OPERATOR }]);
+    expect(await activeHolds()).toEqual([{ reason: 'r', held_by: TEST_OPERATOR }]);
 
     const release = await billops(
       'invoices',
@@ -398,7 +358,9 @@ describe('billops usage, invoices and overage commands', () => {
       'validating',
     );
     expect(hold).toMatchObject({ code: 0, stderr: '' });
-    expect(hold.stdout).toContain(`held delivery of 1 invoice: ${invoiceId} (by ${OPERATOR}: validating)`);
+    expect(hold.stdout).toContain(
+      `held delivery of 1 invoice: ${invoiceId} (by ${TEST_OPERATOR}: validating)`,
+    );
     expect(await held()).toBe(true);
 
     const [release, unknown] = await Promise.all([

@@ -1,72 +1,43 @@
 // `billops webhooks retry` and `billops reconcile` as an operator runs them: bin/billops in its own process, against a
 // private database (so no other suite's events or transactions are in the window), the shared dev server, stripe-mock
 // and the Paystack-shaped fake.
-import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { join } from 'node:path';
 import { Client as TemporalClient, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { Client as PgClient, type Pool } from 'pg';
+import type { Pool } from 'pg';
 import Stripe from 'stripe';
 import { stripeHostOptions } from '../../activities/payments/stripe';
 import { dunningWorkflowId } from '../../client/dunning';
 import type { ReplayReport } from '../../client/ingress/webhooks/replay';
 import { createPaystackLedger } from '../../client/providerLedgers';
 import { reconcileDay, type ReconcileReport, type ReconcileRow } from '../../client/reconcile';
-import { migrate } from '../../db/migrate';
 import { createPool } from '../../db/pool';
+import { operatorEnv, runBillops } from '../support/billopsCli';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
 import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { privateDatabase, type PrivateDatabase } from '../support/privateDatabase';
 import { testEnv } from '../support/testRuntime';
 
-const BILLOPS = join(__dirname, '../../bin/billops');
 const DAY_MS = 86_400_000;
 const STRIPE_KEY = 'sk_test_reconcileCli123';
 
 const unique = () => randomUUID().replace(/-/g, '').slice(0, 12);
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
 describe('billops webhooks retry and billops reconcile', () => {
-  const database = `billops_cliwr_${unique()}`;
   const taskQueue = `cli-webhooks-${unique()}`;
-  let databaseUrl: string;
+  let database: PrivateDatabase;
   let pool: Pool;
   let temporal: TemporalClient;
   let paystack: PaystackFake;
   const workflowIds = new Set<string>();
 
-  /** bin/billops with only the environment an operator would set, plus `env`. */
-  function billops(args: string[], env: Record<string, string> = {}): Promise<Run> {
-    const base = {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? '',
-      TEMPORAL_ADDRESS: testEnv('temporalAddress'),
-      DATABASE_URL: databaseUrl,
-      BILLOPS_TASK_QUEUE: taskQueue,
-    };
-    return new Promise((resolve) => {
-      execFile(BILLOPS, args, { env: { ...base, ...env }, timeout: 90_000 }, (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-        resolve({ code, stdout, stderr });
-      });
-    });
-  }
+  /** bin/billops with only the environment an operator would set, on this suite's database, plus `env`. */
+  const billops = (args: string[], env: Record<string, string> = {}) =>
+    runBillops(args, operatorEnv(taskQueue, { DATABASE_URL: database.url, ...env }), 90_000);
 
   beforeAll(async () => {
-    const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${database}`);
-    await admin.end();
-    const url = new URL(testEnv('adminDatabaseUrl'));
-    url.pathname = `/${database}`;
-    databaseUrl = url.toString();
-    await migrate(databaseUrl);
-    pool = createPool(databaseUrl, { max: 4 });
+    database = await privateDatabase('cliwr');
+    pool = createPool(database.url, { max: 4 });
     temporal = new TemporalClient({
       connection: await Connection.connect({ address: testEnv('temporalAddress') }),
     });
@@ -83,10 +54,7 @@ describe('billops webhooks retry and billops reconcile', () => {
     await temporal?.connection.close();
     await paystack?.close();
     await pool?.end();
-    const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
+    await database?.drop();
   });
 
   // ---- webhooks retry ----

@@ -3,8 +3,7 @@
 // reaches only this suite's lifecycles). Probes, webhook endpoint checks, the idempotent mass action, and a Stripe
 // outage from alert to DECISIONS.log with Paystack as the backup.
 import { readFileSync } from 'node:fs';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { Client, Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
@@ -20,15 +19,17 @@ import type { DunningStatus } from '../../domain/dunning';
 import type { IncidentStatus } from '../../domain/incident';
 import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
-import {
-  alertResolvedSignal,
-  dunningStatusQuery,
-  incidentStatusQuery,
-  recordRootCauseUpdate,
-} from '../../workflows/definitions';
+import { alertResolvedSignal, dunningStatusQuery, recordRootCauseUpdate } from '../../workflows/definitions';
+import { forward, listenOnLoopback } from '../support/httpProxy';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { pollUntil } from '../support/poll';
 import { testEnv, workflowBundle } from '../support/testRuntime';
 import { testWorkerDependencies } from '../support/workerDeps';
 
@@ -59,39 +60,18 @@ async function startStripeSwitch(target: string) {
       res.end(JSON.stringify({ error: { type: 'api_error', message: 'Service Unavailable' } }));
       return;
     }
-    const forward = httpRequest(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
+    forward(upstream, req, res, {
+      onStatus: (status) => {
+        entry.status = status;
       },
-      (answer) => {
-        entry.status = answer.statusCode ?? 502;
-        res.writeHead(entry.status, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forward.on('error', () => {
-      entry.status = 502;
-      res.writeHead(502);
-      res.end();
     });
-    req.pipe(forward);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    ...(await listenOnLoopback(server)),
     seen,
     set: (mode: SwitchMode) => {
       state.mode = mode;
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
   };
 }
 
@@ -107,7 +87,7 @@ async function ensureNamespace(connection: Connection): Promise<void> {
   }
   await ensureSearchAttributes(connection, NAMESPACE);
   const client = new Client({ connection, namespace: NAMESPACE });
-  await poll(
+  await pollUntil(
     () =>
       client.workflow.count("WorkflowType = 'dunningWorkflow'").then(
         () => true,
@@ -116,15 +96,6 @@ async function ensureNamespace(connection: Connection): Promise<void> {
     (ok) => ok,
     `namespace ${NAMESPACE} usable`,
   );
-}
-
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  for (let i = 0; i < 600; i++) {
-    const value = await read();
-    if (done(value)) return value;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`never reached: ${what}`);
 }
 
 let connection: Connection;
@@ -146,7 +117,7 @@ beforeAll(async () => {
   stripe = await startStripeSwitch(testEnv('stripeApiBase'));
   // stripe-mock loads its OpenAPI spec for a few seconds after it starts listening.
   const direct = createStripeGateway({ secretKey: 'sk_test_outage', apiBase: testEnv('stripeApiBase') });
-  await poll(
+  await pollUntil(
     () =>
       direct.sdk.balance.retrieve().then(
         () => true,
@@ -157,20 +128,14 @@ beforeAll(async () => {
   );
   paystack = await startPaystackFake();
   receivers = await startIncidentReceivers();
-  deps = {
-    ...testWorkerDependencies({
-      gateways: {
-        stripe: createStripeGateway({ secretKey: 'sk_test_outage', apiBase: stripe.url, timeoutMs: 5_000 }),
-        paystack: createPaystackGateway({
-          secretKey: paystack.secretKey,
-          baseUrl: paystack.url,
-          timeoutSeconds: 5,
-        }),
-      },
-      incidents: { ...receivers.incidents, backupProcessor: 'paystack' },
-    }),
+  deps = testWorkerDependencies({
+    gateways: {
+      stripe: createStripeGateway({ secretKey: 'sk_test_outage', apiBase: stripe.url, timeoutMs: 5_000 }),
+      paystack: fakePaystackGateway(paystack),
+    },
+    incidents: { ...receivers.incidents, backupProcessor: 'paystack' },
     temporalClient: client,
-  };
+  });
   nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
   worker = await createBillopsWorker({
     connection: nativeConnection,
@@ -328,12 +293,12 @@ describe('the dunning mass action', () => {
     const invoice = await insertOpenInvoice(deps.pool, tenant.id);
     const handle = await startOrJoinDunning(client, taskQueue, dunningInput(tenant, invoice, 'paystack'));
     started.push(handle.workflowId);
-    const before = await poll(
+    const before = await pollUntil(
       () => handle.query(dunningStatusQuery),
       (s) => s.phase === 'warning',
       'warning phase',
     );
-    await poll(
+    await pollUntil(
       () => client.workflow.count(`WorkflowId = '${handle.workflowId}' AND ExecutionStatus = 'Running'`),
       (c) => c.count === 1,
       'visible',
@@ -390,7 +355,7 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
       [failedOnly.id, failedInvoice.invoiceId, `pi_failed${failedOnly.id}`],
     );
     const ours = [...inDunning.map((d) => d.tenant), failedOnly];
-    await poll(
+    await pollUntil(
       () =>
         client.workflow.count(
           `WorkflowType = 'dunningWorkflow' AND ExecutionStatus = 'Running' AND PaymentProcessor = 'stripe'`,
@@ -411,9 +376,9 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
     );
     const handle = await startIncident(client, taskQueue, input);
     started.push(handle.workflowId);
-    let status = await poll(
-      () => handle.query(incidentStatusQuery),
-      (s: IncidentStatus) => s.currentStep === 'waiting for recovery',
+    let status = await untilIncident(
+      handle,
+      (s) => s.currentStep === 'waiting for recovery',
       'containment done',
     );
     expect(status.tenantsAffected).toBe(3);
@@ -480,9 +445,9 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
     // Stripe is back and Alertmanager says so.
     stripe.set('up');
     await handle.signal(alertResolvedSignal, { fingerprint: input.key });
-    status = await poll(
-      () => handle.query(incidentStatusQuery),
-      (s: IncidentStatus) => s.currentStep === 'waiting for the root-cause analysis',
+    status = await untilIncident(
+      handle,
+      (s) => s.currentStep === 'waiting for the root-cause analysis',
       'recovered and closing',
     );
     expect(status.stepsDone.map((s) => s.name).slice(11)).toEqual([
@@ -509,7 +474,7 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
     expect(overrides.rows.map((r) => r.cleared_by)).toEqual(['billops', 'billops', 'billops']);
     // Recovered: by the incident's retry after the resume, or by the lifecycle's own retry once Stripe answered.
     for (const { tenant } of inDunning) {
-      const after = await poll(
+      const after = await pollUntil(
         () => dunning(tenant).query(dunningStatusQuery),
         (s) => s.phase === 'recovered',
         `${tenant.id} recovered`,

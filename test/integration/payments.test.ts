@@ -1,6 +1,6 @@
 // Payment activities against real servers: stripe-mock (behind a recording proxy), the local Paystack server and PostgreSQL; "Retry Payment" and "Manual Payment Link" as the runbook describes them.
 import { randomBytes } from 'node:crypto';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
@@ -14,6 +14,7 @@ import { createPaystackGateway } from '../../activities/payments/paystack';
 import { createStripeGateway } from '../../activities/payments/stripe';
 import { createPool } from '../../db/pool';
 import { parseConfig } from '../../domain/config';
+import { forward, listenOnLoopback } from '../support/httpProxy';
 import { signPaystackWebhook, startPaystackFake, type PaystackFake } from '../support/paystackFake';
 
 function requiredEnv(name: string, what: string): string {
@@ -55,35 +56,9 @@ async function startRecordingProxy(
       path: req.url ?? '',
       idempotencyKey: Array.isArray(header) ? header[0] : header,
     });
-    const forward = httpRequest(
-      {
-        host: upstream.hostname,
-        port: upstream.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: upstream.host },
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    forward.on('error', () => {
-      res.writeHead(502);
-      res.end();
-    });
-    req.pipe(forward);
+    forward(upstream, req, res);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await listenOnLoopback(server)), seen };
 }
 
 /** A port nothing listens on: bound, noted, closed. */

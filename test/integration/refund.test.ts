@@ -3,24 +3,20 @@
 // and refunds the providers report through the real webhook ingress.
 import { randomUUID } from 'node:crypto';
 import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import Fastify, { type FastifyInstance } from 'fastify';
 import Stripe from 'stripe';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { createStripeGateway } from '../../activities/payments/stripe';
 import { startIncident } from '../../client/incidents';
-import { registerWebhookRoutes } from '../../client/ingress/webhooks';
 import { readCaughtMail, type CaughtMail } from '../../client/runtime/mailCatcher';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
-import { defaultPolicy, type BillingTier } from '../../domain/policy';
+import type { BillingTier } from '../../domain/policy';
 import type { RefundParams } from '../../domain/refunds';
-import { incidentStatusQuery, recordRootCauseUpdate, resolveUpdate } from '../../workflows/definitions';
+import { recordRootCauseUpdate, resolveUpdate } from '../../workflows/definitions';
 import { insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput } from '../support/incidentFixtures';
-import { signPaystackWebhook, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import type { PaystackFake } from '../support/paystackFake';
 import { testEnv } from '../support/testRuntime';
-import { startTestWorker, type TestWorker } from '../support/testWorker';
-import { TEST_PORTAL_URL } from '../support/workerDeps';
+import { startProviderTestWorker, type ProviderTestWorker } from '../support/testWorker';
+import { startWebhookApp, type WebhookApp } from '../support/webhookApp';
 
 // light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; these
 // tests send no request cookies.
@@ -39,42 +35,23 @@ const dayOf = (days: number) => new Date(Date.now() - days * DAY_MS).toISOString
 const taskQueue = `refund-${unique()}`;
 const stripeCalls: Stripe.RequestEvent[] = [];
 let paystack: PaystackFake;
-let worker: TestWorker;
-let app: FastifyInstance;
+let worker: ProviderTestWorker;
+let webhooks: WebhookApp;
 
 beforeAll(async () => {
-  paystack = await startPaystackFake();
-  worker = await startTestWorker(taskQueue, {
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-      stripe: createStripeGateway({
-        secretKey: 'sk_test_refunds',
-        apiBase: testEnv('stripeApiBase'),
-        onRequest: (event) => stripeCalls.push(event),
-      }),
-    },
+  worker = await startProviderTestWorker(taskQueue, {
+    stripe: { secretKey: 'sk_test_refunds', onRequest: (event) => stripeCalls.push(event) },
   });
-  app = Fastify({ logger: false });
-  registerWebhookRoutes(app, {
-    pool: worker.deps.pool,
-    client: worker.client,
-    taskQueue,
-    policy: defaultPolicy,
-    billingPortalUrl: TEST_PORTAL_URL,
+  ({ paystack } = worker);
+  webhooks = await startWebhookApp(worker, taskQueue, {
     stripeWebhookSecret: STRIPE_WEBHOOK_SECRET,
     paystackSecret: paystack.secretKey,
   });
-  await app.ready();
 });
 
 afterAll(async () => {
-  await app?.close();
+  await webhooks?.close();
   await worker?.stop();
-  await paystack?.close();
 });
 
 jest.setTimeout(120_000);
@@ -142,22 +119,9 @@ function refund(
   );
 }
 
-async function until(
-  handle: WorkflowHandle,
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  for (let i = 0; i < 400; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the incident never reached: ${what}`);
-}
-
 /** Resolved and written up; the root cause recorded so the workflow ends now rather than in 48 hours. */
 async function closed(handle: WorkflowHandle): Promise<IncidentStatus> {
-  await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+  await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
   await handle.executeUpdate(recordRootCauseUpdate, {
     args: [{ operator: 'ada', summary: 'customer request' }],
   });
@@ -396,7 +360,7 @@ describe('refund incident', () => {
       reason: 'Customer requested refund',
       subscriptionChange: 'none',
     });
-    const waiting = await until(
+    const waiting = await untilIncident(
       handle,
       (s) => s.currentStep === 'waiting for an operator to resolve',
       'waiting',
@@ -543,15 +507,7 @@ describe('refunds the providers report, through the webhook ingress', () => {
     });
     const postsBefore = paystack.requests().filter((r) => r.method === 'POST').length;
 
-    const answer = await app.inject({
-      method: 'POST',
-      url: '/webhooks/paystack',
-      headers: {
-        'content-type': 'application/json',
-        'x-paystack-signature': signPaystackWebhook(body, paystack.secretKey),
-      },
-      payload: body,
-    });
+    const answer = await webhooks.deliverPaystack(body);
 
     expect(answer.statusCode).toBe(200);
     const workflowId = `incident-refund-paystack-${refundId}`;
@@ -591,18 +547,7 @@ describe('refunds the providers report, through the webhook ingress', () => {
         },
       },
     });
-    const answer = await app.inject({
-      method: 'POST',
-      url: '/webhooks/stripe',
-      headers: {
-        'content-type': 'application/json',
-        'stripe-signature': Stripe.webhooks.generateTestHeaderString({
-          payload: body,
-          secret: STRIPE_WEBHOOK_SECRET,
-        }),
-      },
-      payload: body,
-    });
+    const answer = await webhooks.deliverStripe(body);
 
     expect(answer.statusCode).toBe(200);
     expect(answer.json()).toEqual({

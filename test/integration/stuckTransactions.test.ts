@@ -1,38 +1,25 @@
 // Stuck transactions on the dev server against real PostgreSQL, the Paystack-shaped server and stripe-mock: pending over
 // an hour → verified with the provider → the row changes only on the provider's word; the incident ends itself.
 import { randomUUID } from 'node:crypto';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { createStripeGateway } from '../../activities/payments/stripe';
 import { startIncident } from '../../client/incidents';
 import { parseDecisionLine } from '../../domain/decisions';
-import { incidentStatusQuery, recordRootCauseUpdate } from '../../workflows/definitions';
+import { recordRootCauseUpdate } from '../../workflows/definitions';
 import { insertOpenInvoice, insertTenant } from '../support/dunningFixtures';
-import { incidentInput } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv } from '../support/testRuntime';
-import { startTestWorker, type TestWorker } from '../support/testWorker';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import type { PaystackFake } from '../support/paystackFake';
+import { startProviderTestWorker, type ProviderTestWorker } from '../support/testWorker';
 
 const taskQueue = `stuck-${randomUUID().slice(0, 8)}`;
 let paystack: PaystackFake;
-let worker: TestWorker;
+let worker: ProviderTestWorker;
 
 beforeAll(async () => {
-  paystack = await startPaystackFake();
-  worker = await startTestWorker(taskQueue, {
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-      stripe: createStripeGateway({ secretKey: 'sk_test_stuck', apiBase: testEnv('stripeApiBase') }),
-    },
-  });
+  worker = await startProviderTestWorker(taskQueue, { stripe: { secretKey: 'sk_test_stuck' } });
+  ({ paystack } = worker);
 });
 
 afterAll(async () => {
   await worker?.stop();
-  await paystack?.close();
 });
 
 async function pending(
@@ -117,11 +104,7 @@ describe('stuck transactions incident', () => {
         { key: `paystack-${tag}`, tenantIds: [tenant.id] },
       ),
     );
-    let status = await handle.query(incidentStatusQuery);
-    for (let i = 0; i < 600 && status.currentStep !== 'waiting for recovery'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await handle.query(incidentStatusQuery);
-    }
+    let status = await untilIncident(handle, (s) => s.currentStep === 'waiting for recovery', 'verified');
     expect(status.stepsDone.map((s) => s.detail)).toEqual([
       '3 stuck',
       '2 settled, 1 still pending at the provider',
@@ -147,10 +130,11 @@ describe('stuck transactions incident', () => {
 
     // An operator resolves what the provider still holds; the incident ends with its DECISIONS.log line.
     await handle.signal('resolve', { operator: 'ada', summary: 'mismatch escalated to Paystack support' });
-    for (let i = 0; i < 600 && status.currentStep !== 'waiting for the root-cause analysis'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await handle.query(incidentStatusQuery);
-    }
+    status = await untilIncident(
+      handle,
+      (s) => s.currentStep === 'waiting for the root-cause analysis',
+      'closing',
+    );
     await handle.executeUpdate(recordRootCauseUpdate, {
       args: [{ operator: 'ada', summary: 'Paystack queue backlog' }],
     });
@@ -182,11 +166,7 @@ describe('stuck transactions incident', () => {
         { key: `stripe-${tenant.id}` },
       ),
     );
-    let status = await handle.query(incidentStatusQuery);
-    for (let i = 0; i < 600 && status.stepsDone.length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      status = await handle.query(incidentStatusQuery);
-    }
+    let status = await untilIncident(handle, (s) => s.stepsDone.length >= 2, 'verified');
     expect(status.stepsDone[1]?.detail).toBe('0 settled, 1 still pending at the provider');
     expect((await statusOf(reference))?.status).toBe('pending');
     await handle.terminate('test done');
@@ -200,11 +180,7 @@ describe('stuck transactions incident', () => {
         { key: `empty-${tenant.id}` },
       ),
     );
-    for (let i = 0; i < 600; i++) {
-      status = await empty.query(incidentStatusQuery);
-      if (status.resolution) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    status = await untilIncident(empty, (s) => s.resolution !== null, 'resolved by itself');
     expect(status.resolution).toMatchObject({
       by: 'billops',
       summary: 'no transaction pending for over an hour',

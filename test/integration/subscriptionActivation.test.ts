@@ -3,24 +3,18 @@
 // tier and period (the trial cleared), the tenant's tier to match, the customer emailed; also through the ingress.
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import Fastify, { type FastifyInstance } from 'fastify';
-import Stripe from 'stripe';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { createStripeGateway } from '../../activities/payments/stripe';
 import { startIncident } from '../../client/incidents';
-import { registerWebhookRoutes } from '../../client/ingress/webhooks';
 import { readCaughtMail, type CaughtMail } from '../../client/runtime/mailCatcher';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
-import { defaultPolicy } from '../../domain/policy';
 import type { ActivationParams } from '../../domain/refunds';
-import { incidentStatusQuery, recordRootCauseUpdate } from '../../workflows/definitions';
+import { recordRootCauseUpdate } from '../../workflows/definitions';
 import { insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import type { PaystackFake } from '../support/paystackFake';
 import { testEnv } from '../support/testRuntime';
-import { startTestWorker, type TestWorker } from '../support/testWorker';
-import { TEST_PORTAL_URL } from '../support/workerDeps';
+import { startProviderTestWorker, type ProviderTestWorker } from '../support/testWorker';
+import { startWebhookApp, type WebhookApp } from '../support/webhookApp';
 
 // light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; these
 // tests send no request cookies.
@@ -34,37 +28,18 @@ const STRIPE_WEBHOOK_SECRET = 'whsec_activation_test';
 const unique = () => randomUUID().replace(/-/g, '').slice(0, 10);
 const taskQueue = `activation-${unique()}`;
 let paystack: PaystackFake;
-let worker: TestWorker;
-let app: FastifyInstance;
+let worker: ProviderTestWorker;
+let webhooks: WebhookApp;
 
 beforeAll(async () => {
-  paystack = await startPaystackFake();
-  worker = await startTestWorker(taskQueue, {
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-      stripe: createStripeGateway({ secretKey: 'sk_test_activation', apiBase: testEnv('stripeApiBase') }),
-    },
-  });
-  app = Fastify({ logger: false });
-  registerWebhookRoutes(app, {
-    pool: worker.deps.pool,
-    client: worker.client,
-    taskQueue,
-    policy: defaultPolicy,
-    billingPortalUrl: TEST_PORTAL_URL,
-    stripeWebhookSecret: STRIPE_WEBHOOK_SECRET,
-  });
-  await app.ready();
+  worker = await startProviderTestWorker(taskQueue, { stripe: { secretKey: 'sk_test_activation' } });
+  ({ paystack } = worker);
+  webhooks = await startWebhookApp(worker, taskQueue, { stripeWebhookSecret: STRIPE_WEBHOOK_SECRET });
 });
 
 afterAll(async () => {
-  await app?.close();
+  await webhooks?.close();
   await worker?.stop();
-  await paystack?.close();
 });
 
 jest.setTimeout(120_000);
@@ -105,11 +80,7 @@ function activate(tenant: TestTenant, params: Omit<ActivationParams, 'tenantId'>
 }
 
 async function closed(handle: WorkflowHandle): Promise<IncidentStatus> {
-  for (let i = 0; i < 400; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (status.currentStep === 'waiting for the root-cause analysis') break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
   await handle.executeUpdate(recordRootCauseUpdate, { args: [{ operator: 'ada', summary: 'webhook lost' }] });
   return ((await handle.result()) as { status: IncidentStatus }).status;
 }
@@ -282,19 +253,7 @@ describe('subscription activation incident', () => {
         previous_attributes: { status: 'trialing' },
       },
     });
-    const post = () =>
-      app.inject({
-        method: 'POST',
-        url: '/webhooks/stripe',
-        headers: {
-          'content-type': 'application/json',
-          'stripe-signature': Stripe.webhooks.generateTestHeaderString({
-            payload: body,
-            secret: STRIPE_WEBHOOK_SECRET,
-          }),
-        },
-        payload: body,
-      });
+    const post = () => webhooks.deliverStripe(body);
 
     const answer = await post();
 

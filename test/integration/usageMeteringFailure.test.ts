@@ -5,11 +5,15 @@ import { randomUUID } from 'node:crypto';
 import { createInvoicingActivities } from '../../activities/invoicing';
 import { startIncident } from '../../client/incidents';
 import { parseDecisionLine } from '../../domain/decisions';
-import type { IncidentStatus } from '../../domain/incident';
 import type { TimeWindow } from '../../domain/rollups';
-import { approveStepUpdate, incidentStatusQuery, recordRootCauseUpdate } from '../../workflows/definitions';
+import { approveStepUpdate, recordRootCauseUpdate } from '../../workflows/definitions';
 import { insertTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
 import { startTestWorker, type TestWorker } from '../support/testWorker';
 import {
   expectedRollups,
@@ -104,19 +108,6 @@ async function invoiceRow(invoiceId: string) {
   return rows[0]!;
 }
 
-async function waitFor(
-  handle: { query: (q: typeof incidentStatusQuery) => Promise<IncidentStatus> },
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  for (let i = 0; i < 600; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the incident never reached: ${what}`);
-}
-
 describe('usage metering failure incident', () => {
   it('P1: holds generation, backfills the exact rollups, recalculates, holds delivery until an operator approves, then releases it', async () => {
     const window = { from: '2026-07-01T00:00:00.000Z', to: '2026-07-01T08:00:00.000Z' };
@@ -149,7 +140,7 @@ describe('usage metering failure incident', () => {
         { key: `mf-${meter}`, summary: 'hourly rollups missing for July 1st', source: 'alertmanager' },
       ),
     );
-    const asking = await waitFor(handle, (s) => s.waitingForApproval !== null, 'approval requested');
+    const asking = await untilIncident(handle, (s) => s.waitingForApproval !== null, 'approval requested');
     expect(asking.severity).toBe('P1');
     expect(asking.stepsDone.map((s) => s.name)).toEqual([
       'stop invoice generation',
@@ -208,7 +199,7 @@ describe('usage metering failure incident', () => {
     await handle.executeUpdate(approveStepUpdate, {
       args: [{ step: 'release invoice delivery', approved: true, operator: 'ada' }],
     });
-    const closing = await waitFor(
+    const closing = await untilIncident(
       handle,
       (s) => s.currentStep === 'waiting for the root-cause analysis',
       'resolved and closing',
@@ -265,7 +256,7 @@ describe('usage metering failure incident', () => {
         { key: `dc-${meter}`, severity: 'P3', tenantIds: [tenant!.tenantId] },
       ),
     );
-    const closing = await waitFor(
+    const closing = await untilIncident(
       handle,
       (s) => s.currentStep === 'waiting for the root-cause analysis',
       'resolved and closing',

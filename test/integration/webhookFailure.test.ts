@@ -4,35 +4,32 @@
 // never stored, found in the provider's event list and applied once.
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { NativeConnection, type Worker } from '@temporalio/worker';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { Client as PgClient } from 'pg';
 import Stripe from 'stripe';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { createStripeGateway } from '../../activities/payments/stripe';
 import { createWebhookRecoveryActivities, type ReconcileResult } from '../../activities/webhookRecovery';
 import { dunningWorkflowId } from '../../client/dunning';
 import { startIncident } from '../../client/incidents';
-import { registerWebhookRoutes } from '../../client/ingress/webhooks';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { migrate } from '../../db/migrate';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
 import { defaultPolicy } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
-import { createWorkerDependencies, type WorkerDependencies } from '../../workers/dependencies';
-import { incidentStatusQuery } from '../../workflows/definitions';
+import type { WorkerDependencies } from '../../workers/dependencies';
 import { insertOpenInvoice, insertTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { signPaystackWebhook, startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_OPS_EMAIL, TEST_PORTAL_URL } from '../support/workerDeps';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import type { PaystackFake } from '../support/paystackFake';
+import { privateDatabase, type PrivateDatabase } from '../support/privateDatabase';
+import { testEnv } from '../support/testRuntime';
+import { startProviderTestWorker, type ProviderTestWorker } from '../support/testWorker';
+import { startWebhookApp, type WebhookApp } from '../support/webhookApp';
+import { TEST_PORTAL_URL } from '../support/workerDeps';
 
 // light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; it is only
 // used to send request cookies, which these tests never do.
@@ -49,80 +46,35 @@ const nowSeconds = () => Math.floor(Date.now() / 1000);
 jest.setTimeout(180_000);
 
 describe('webhook failure incident', () => {
-  // A database of its own: the incident replays every failed event in its window, so no other suite's rows may be there.
-  const database = `billops_whint_${unique()}`;
   const taskQueue = `webhook-incident-${unique()}`;
+  // A database of its own: the incident replays every failed event in its window, so no other suite's rows may be there.
+  let database: PrivateDatabase;
+  let worker: ProviderTestWorker;
   let deps: WorkerDependencies;
   let client: Client;
-  let nativeConnection: NativeConnection;
-  let worker: Worker;
-  let running: Promise<void>;
   let paystack: PaystackFake;
   let receivers: IncidentReceivers;
-  let app: FastifyInstance;
+  let webhooks: WebhookApp;
   const stripeCalls: string[] = [];
   const workflowIds = new Set<string>();
 
   beforeAll(async () => {
-    const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${database}`);
-    await admin.end();
-    const url = new URL(testEnv('adminDatabaseUrl'));
-    url.pathname = `/${database}`;
-    await migrate(url.toString());
-
-    paystack = await startPaystackFake();
+    database = await privateDatabase('whint');
     receivers = await startIncidentReceivers();
-    client = new Client({ connection: await Connection.connect({ address: testEnv('temporalAddress') }) });
-    const scratch = mkdtempSync(join(tmpdir(), 'billops-webhook-incident-'));
-    deps = createWorkerDependencies({
-      databaseUrl: url.toString(),
-      smtpUrl: testEnv('smtpUrl'),
-      mailFrom: 'billops <billing@billops.test>',
-      billingPortalUrl: TEST_PORTAL_URL,
-      decisionsLogPath: join(scratch, 'DECISIONS.log'),
-      gateways: {
-        stripe: createStripeGateway({
-          secretKey: 'sk_test_webhookIncident',
-          apiBase: testEnv('stripeApiBase'),
-          onRequest: (e) => stripeCalls.push(`${e.method} ${e.path}`),
-        }),
-        paystack: createPaystackGateway({
-          secretKey: paystack.secretKey,
-          baseUrl: paystack.url,
-          timeoutSeconds: 5,
-        }),
+    worker = await startProviderTestWorker(taskQueue, {
+      databaseUrl: database.url,
+      stripe: {
+        secretKey: 'sk_test_webhookIncident',
+        onRequest: (e) => stripeCalls.push(`${e.method} ${e.path}`),
       },
-      incidents: {
-        paging: { timeoutMs: 5_000 },
-        opsEmail: TEST_OPS_EMAIL,
-        reportsDir: join(scratch, 'incidents'),
-        ...receivers.incidents,
-      },
-      temporalClient: client,
+      incidents: receivers.incidents,
+      clientForActivities: true,
     });
-    nativeConnection = await NativeConnection.connect({ address: testEnv('temporalAddress') });
-    worker = await createBillopsWorker({
-      connection: nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: workflowBundle(),
-    });
-    running = worker.run();
-
-    app = Fastify({ logger: false });
-    registerWebhookRoutes(app, {
-      pool: deps.pool,
-      client,
-      taskQueue,
-      policy: defaultPolicy,
-      billingPortalUrl: TEST_PORTAL_URL,
+    ({ deps, client, paystack } = worker);
+    webhooks = await startWebhookApp(worker, taskQueue, {
       stripeWebhookSecret: STRIPE_WEBHOOK_SECRET,
       paystackSecret: paystack.secretKey,
     });
-    await app.ready();
   });
 
   afterAll(async () => {
@@ -132,18 +84,10 @@ describe('webhook failure incident', () => {
         .terminate('webhook incident test done')
         .catch(() => undefined);
     }
-    await app?.close();
-    worker?.shutdown();
-    await running;
-    await nativeConnection?.close();
-    await client?.connection.close();
-    await deps?.close();
-    await paystack?.close();
+    await webhooks?.close();
+    await worker?.stop();
     await receivers?.close();
-    const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-    await admin.end();
+    await database?.drop();
   });
 
   function stripeFailedInvoiceEvent(eventId: string, tenantId: string, created = nowSeconds() - 7200) {
@@ -190,38 +134,8 @@ describe('webhook failure incident', () => {
     return runs;
   }
 
-  async function deliverPaystack(body: string, signature = signPaystackWebhook(body, paystack.secretKey)) {
-    return app.inject({
-      method: 'POST',
-      url: '/webhooks/paystack',
-      headers: { 'content-type': 'application/json', 'x-paystack-signature': signature },
-      payload: body,
-    });
-  }
-
-  async function deliverStripe(body: string, header: string) {
-    return app.inject({
-      method: 'POST',
-      url: '/webhooks/stripe',
-      headers: { 'content-type': 'application/json', 'stripe-signature': header },
-      payload: body,
-    });
-  }
-
-  async function until(
-    workflowId: string,
-    done: (s: IncidentStatus) => boolean,
-    what: string,
-  ): Promise<IncidentStatus> {
-    const handle = client.workflow.getHandle(workflowId);
-    let status: IncidentStatus | undefined;
-    for (let i = 0; i < 600; i++) {
-      status = await handle.query(incidentStatusQuery);
-      if (done(status)) return status;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`the incident never reached: ${what}; its timeline: ${JSON.stringify(status?.timeline)}`);
-  }
+  const until = (workflowId: string, done: (s: IncidentStatus) => boolean, what: string) =>
+    untilIncident(client.workflow.getHandle(workflowId), done, what);
 
   it('replays a failed event (dunning starts once), applies a missed Paystack success once, raises rejected signatures', async () => {
     // A Stripe invoice.payment_failed the ingress stored 2 h ago but could not act on (Temporal was down).
@@ -258,12 +172,12 @@ describe('webhook failure incident', () => {
 
     // Two deliveries signed with the wrong secret, refused by the real routes and recorded.
     const forged = JSON.stringify(stripeFailedInvoiceEvent(`evt_${unique()}`, stripeTenant.id, nowSeconds()));
-    const badStripe = await deliverStripe(
+    const badStripe = await webhooks.deliverStripe(
       forged,
       Stripe.webhooks.generateTestHeaderString({ payload: forged, secret: 'whsec_not_ours' }),
     );
     expect(badStripe.statusCode).toBe(400);
-    const badPaystack = await deliverPaystack(
+    const badPaystack = await webhooks.deliverPaystack(
       '{"event":"charge.success","data":{"reference":"x"}}',
       'f'.repeat(128),
     );
@@ -342,7 +256,7 @@ describe('webhook failure incident', () => {
     expect(settled).toEqual([{ invoice: 'paid', paid_at: paidAt, tx: 'success' }]);
 
     // Paystack's late delivery of the same charge.success is a duplicate: nothing happens a second time.
-    const late = await deliverPaystack(
+    const late = await webhooks.deliverPaystack(
       JSON.stringify({
         event: 'charge.success',
         data: {
@@ -447,7 +361,7 @@ describe('webhook failure incident', () => {
       expect((await run()).applied).toEqual([]);
       // Stripe's own retry of the delivery arrives later: a duplicate.
       const body = JSON.stringify(event);
-      const late = await deliverStripe(
+      const late = await webhooks.deliverStripe(
         body,
         Stripe.webhooks.generateTestHeaderString({ payload: body, secret: STRIPE_WEBHOOK_SECRET }),
       );

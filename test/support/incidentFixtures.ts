@@ -1,10 +1,14 @@
-// Incident tests' shared pieces: an input builder and one local receiver standing in for PagerDuty, Slack and a status page.
+// Incident tests' shared pieces: an input builder, a real-time wait on the status query, and one local receiver
+// standing in for PagerDuty, Slack and a status page.
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { WorkflowHandle } from '@temporalio/client';
 import type { IncidentDependencies } from '../../activities';
-import type { IncidentInput } from '../../domain/incident';
+import type { IncidentInput, IncidentStatus } from '../../domain/incident';
 import { defaultPolicy, type IncidentKind, type Policy } from '../../domain/policy';
+import { incidentStatusQuery } from '../../workflows/definitions';
+import { pollUntil, type PollOptions } from './poll';
 
 export function incidentInput<P>(
   kind: IncidentKind,
@@ -23,6 +27,32 @@ export function incidentInput<P>(
     ...(opts.tenantIds ? { tenantIds: opts.tenantIds } : {}),
     ...(opts.alert ? { alert: opts.alert } : {}),
   };
+}
+
+/**
+ * Polls the incident's status query in real time until `done` holds. On a time-skipping server this is how a test lets
+ * the work due at the current instant finish before it skips further (skipping earlier trips the server). On timeout
+ * the error says where the incident stands, its timeline, and what each pending activity last failed with.
+ */
+export function untilIncident(
+  handle: Pick<WorkflowHandle, 'query' | 'describe'>,
+  done: (status: IncidentStatus) => boolean,
+  what: string,
+  opts: PollOptions = {},
+): Promise<IncidentStatus> {
+  return pollUntil(() => handle.query(incidentStatusQuery), done, what, {
+    ...opts,
+    explain: async (last) => {
+      const pending = await handle.describe().then(
+        (d) =>
+          (d.raw.pendingActivities ?? [])
+            .map((a) => `${a.activityType?.name}: ${a.lastFailure?.message ?? 'no failure yet'}`)
+            .join('; ') || 'none',
+        (err: Error) => `unknown (describe failed: ${err.message})`,
+      );
+      return `the incident is at "${last.currentStep}"; pending activities: ${pending}; timeline: ${JSON.stringify(last.timeline)}`;
+    },
+  });
 }
 
 export interface ReceivedCall {

@@ -2,6 +2,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createPaystackGateway, type PaystackGateway } from '../../activities/payments/paystack';
 
 /** What a saved card (authorization code) does when charged. */
 export type FakeChargeOutcome = 'success' | 'soft_decline' | 'hard_decline' | 'send_otp';
@@ -536,4 +537,9 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
         server.close((err) => (err ? reject(err) : resolve()));
       }),
   };
+}
+
+/** billops' Paystack gateway pointed at `fake`, waiting at most five seconds for an answer. */
+export function fakePaystackGateway(fake: Pick<PaystackFake, 'url' | 'secretKey'>): PaystackGateway {
+  return createPaystackGateway({ secretKey: fake.secretKey, baseUrl: fake.url, timeoutSeconds: 5 });
 }

@@ -9,20 +9,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { Client } from 'pg';
 import { paymentReference, createPaymentActivities } from '../../activities/payments';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { createServiceControlActivities } from '../../activities/serviceControls';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
-import { migrate } from '../../db/migrate';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
 import { parsePolicy } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
-import { createWorkerDependencies, type WorkerDependencies } from '../../workers/dependencies';
+import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   acknowledgeUpdate,
   alertResolvedSignal,
@@ -32,10 +26,17 @@ import {
 } from '../../workflows/definitions';
 import { billingSystemOutageWorkflow } from '../../workflows/incidents/billingSystemOutage';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_OPS_EMAIL, TEST_PORTAL_URL } from '../support/workerDeps';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { privateDatabase } from '../support/privateDatabase';
+import { testEnv } from '../support/testRuntime';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
+import { TEST_PORTAL_URL, testWorkerDependencies, type TestWorkerOptions } from '../support/workerDeps';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -43,15 +44,14 @@ const HOUR = 60 * MINUTE;
 // Real durations; only the database probe's I/O timeout is shortened, since each probe waits it out on a lock.
 const policy = parsePolicy({ billingSystemOutage: { databaseTimeoutMs: 500 } });
 
-let env: TestWorkflowEnvironment;
+let ts: TimeSkipping;
 let receivers: IncidentReceivers;
 let paystack: PaystackFake;
 let health: HealthEndpoint;
 let databaseUrl: string;
-let bundle: { code: string };
-const opened: WorkerDependencies[] = [];
-const scratch = mkdtempSync(join(tmpdir(), 'billops-outage-'));
-const failoverLog = join(scratch, 'failover.log');
+// The first test's dependencies, which carry the outage hooks.
+let hooked: WorkerDependencies | undefined;
+const failoverLog = join(mkdtempSync(join(tmpdir(), 'billops-outage-')), 'failover.log');
 
 interface HealthEndpoint {
   url: string;
@@ -61,38 +61,22 @@ interface HealthEndpoint {
 }
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
   receivers = await startIncidentReceivers();
   paystack = await startPaystackFake();
   health = await startHealthEndpoint();
-  databaseUrl = await privateDatabase();
-  bundle = workflowBundle();
+  databaseUrl = (await privateDatabase('outage_wf')).url;
+  ts = await startTimeSkipping(wiring({}));
 });
 
 afterAll(async () => {
-  for (const deps of opened) await deps.close();
+  await hooked?.close();
+  await ts?.close();
   await receivers?.close();
   await paystack?.close();
   await health?.close();
-  await env?.teardown();
 });
 
 jest.setTimeout(300_000);
-
-/** A database of this suite's own on the shared server, migrated. */
-async function privateDatabase(): Promise<string> {
-  const admin = new Client({ connectionString: testEnv('adminDatabaseUrl') });
-  await admin.connect();
-  const name = `billops_outage_wf_${randomUUID().slice(0, 8)}`;
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = testEnv('adminDatabaseUrl').replace(/\/postgres$/, `/${name}`);
-  await migrate(url);
-  return url;
-}
 
 /** The billing API's health endpoint: answers `status`, remembers when (workflow time is not ours: real ms). */
 async function startHealthEndpoint(): Promise<HealthEndpoint> {
@@ -108,56 +92,13 @@ async function startHealthEndpoint(): Promise<HealthEndpoint> {
   return endpoint;
 }
 
-function dependencies(hooks: { scaleUpHook?: string; failoverHook?: string }): WorkerDependencies {
-  const dir = mkdtempSync(join(scratch, 'deps-'));
-  const deps = createWorkerDependencies({
+/** This suite's own database, Paystack, the receivers and the health endpoint, with the outage hooks given. */
+function wiring(hooks: { scaleUpHook?: string; failoverHook?: string }): TestWorkerOptions {
+  return {
     databaseUrl,
-    smtpUrl: testEnv('smtpUrl'),
-    mailFrom: 'billops <billing@billops.test>',
-    billingPortalUrl: TEST_PORTAL_URL,
-    decisionsLogPath: join(dir, 'DECISIONS.log'),
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-    },
-    incidents: {
-      ...receivers.incidents,
-      paging: receivers.incidents.paging!,
-      opsEmail: TEST_OPS_EMAIL,
-      reportsDir: join(dir, 'incidents'),
-      healthUrl: health.url,
-      ...hooks,
-    },
-  });
-  opened.push(deps);
-  return deps;
-}
-
-function newWorker(taskQueue: string, deps: WorkerDependencies): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
-
-/** Real-time wait until the incident has done its work at the current (frozen) workflow time. */
-async function until(
-  handle: { query: (q: typeof incidentStatusQuery) => Promise<IncidentStatus> },
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  for (let i = 0; i < 600; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the incident never reached: ${what}`);
+    gateways: { paystack: fakePaystackGateway(paystack) },
+    incidents: { ...receivers.incidents, healthUrl: health.url, ...hooks },
+  };
 }
 
 const at = (status: IncidentStatus, event: string, detail?: RegExp) =>
@@ -170,12 +111,15 @@ const mailTo = (tenant: TestTenant) =>
 
 describe('billing system outage on the time-skipping server', () => {
   it('writes failing (P1): read-only with the dunning queued, failover after approval, probes back off, replay once in order, DECISIONS.log', async () => {
-    const deps = dependencies({
-      scaleUpHook: receivers.hookUrl('scale-up'),
-      failoverHook: `printf '%s %s\\n' "$BILLOPS_HOOK_ACTION" "$BILLOPS_INCIDENT_ID" >> ${failoverLog}`,
-    });
+    const deps = testWorkerDependencies(
+      wiring({
+        scaleUpHook: receivers.hookUrl('scale-up'),
+        failoverHook: `printf '%s %s\\n' "$BILLOPS_HOOK_ACTION" "$BILLOPS_INCIDENT_ID" >> ${failoverLog}`,
+      }),
+    );
+    hooked = deps;
     const taskQueue = `billing-outage-${Date.now()}`;
-    const worker = await newWorker(taskQueue, deps);
+    const worker = await ts.newWorker(taskQueue, deps);
 
     // Writes to payments stall behind a lock nobody releases; the billing API answers 503.
     const locker = new Client({ connectionString: databaseUrl });
@@ -201,12 +145,12 @@ describe('billing system outage on the time-skipping server', () => {
     );
 
     await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(billingSystemOutageWorkflow, {
+      const handle = await ts.env.client.workflow.start(billingSystemOutageWorkflow, {
         workflowId: `incident-billing_system_outage-${key}`,
         taskQueue,
         args: [input],
       });
-      let status = await until(handle, (s) => s.waitingForApproval !== null, 'the failover question');
+      let status = await untilIncident(handle, (s) => s.waitingForApproval !== null, 'the failover question');
       expect(status.severity).toBe('P1');
       expect(status.stepsDone.map((s) => s.name)).toEqual([
         'check system health',
@@ -279,9 +223,9 @@ describe('billing system outage on the time-skipping server', () => {
       expect(paystack.charges()).toEqual([]);
 
       // Nobody answers the failover question for the P1 response time: the next level hears of it.
-      await env.sleep(14 * MINUTE);
+      await ts.env.sleep(14 * MINUTE);
       expect(at(await handle.query(incidentStatusQuery), 'approval_overdue')).toEqual([]);
-      await env.sleep(2 * MINUTE);
+      await ts.env.sleep(2 * MINUTE);
       status = await handle.query(incidentStatusQuery);
       const overdue = at(status, 'approval_overdue');
       expect(overdue).toHaveLength(1);
@@ -292,7 +236,11 @@ describe('billing system outage on the time-skipping server', () => {
       status = await handle.executeUpdate(approveStepUpdate, {
         args: [{ step: 'failover', approved: true, operator: 'ada', reason: 'region B is healthy' }],
       });
-      status = await until(handle, (s) => s.currentStep === 'waiting for recovery', 'waiting for recovery');
+      status = await untilIncident(
+        handle,
+        (s) => s.currentStep === 'waiting for recovery',
+        'waiting for recovery',
+      );
       expect(readFileSync(failoverLog, 'utf8')).toBe(`failover ${handle.workflowId}\n`);
       expect(status.stepsDone.map((s) => s.name).slice(-2)).toEqual([
         'fail over to the backup region',
@@ -303,7 +251,7 @@ describe('billing system outage on the time-skipping server', () => {
 
       // Still failing: probes at 1, 3 and 7 minutes (doubling), each finding writes blocked.
       const before = health.hits.length;
-      await env.sleep(8 * MINUTE);
+      await ts.env.sleep(8 * MINUTE);
       expect(health.hits.length - before).toBe(3);
       expect((await handle.query(incidentStatusQuery)).currentStep).toBe('waiting for recovery');
 
@@ -311,8 +259,8 @@ describe('billing system outage on the time-skipping server', () => {
       await locker.query('ROLLBACK');
       await locker.end();
       health.status = 200;
-      await env.sleep(8 * MINUTE);
-      status = await until(
+      await ts.env.sleep(8 * MINUTE);
+      status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'the incident closing',
@@ -399,20 +347,20 @@ describe('billing system outage on the time-skipping server', () => {
   });
 
   it('billing dashboard down (P3), database fine, no hooks: nothing to contain; the alert resolving ends it', async () => {
-    const deps = dependencies({});
+    const { deps } = ts;
     const taskQueue = `dashboard-down-${Date.now()}`;
-    const worker = await newWorker(taskQueue, deps);
+    const worker = await ts.newWorker(taskQueue, deps);
     health.status = 503;
     const key = `fp-${randomUUID().slice(0, 8)}`;
     const input = incidentInput('billing_dashboard_down', {}, { key, policy });
 
     await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(billingSystemOutageWorkflow, {
+      const handle = await ts.env.client.workflow.start(billingSystemOutageWorkflow, {
         workflowId: `incident-billing_dashboard_down-${key}`,
         taskQueue,
         args: [input],
       });
-      let status = await until(
+      let status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for recovery',
         'waiting for recovery',
@@ -427,10 +375,10 @@ describe('billing system outage on the time-skipping server', () => {
         'failover: the database is reachable and takes writes',
       ]);
 
-      await env.sleep(10 * MINUTE);
+      await ts.env.sleep(10 * MINUTE);
       health.status = 200;
       await handle.signal(alertResolvedSignal, { endsAt: new Date().toISOString() });
-      status = await until(
+      status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'the incident closing',
@@ -456,7 +404,7 @@ describe('billing system outage on the time-skipping server', () => {
       });
 
       // No root cause within 48 hours: the reminder, then the incident closes.
-      await env.sleep(49 * HOUR);
+      await ts.env.sleep(49 * HOUR);
       const outcome = await handle.result();
       expect(outcome.status.phase).toBe('closed');
       expect(at(outcome.status, 'rca_reminder_sent')).toHaveLength(1);

@@ -1,13 +1,8 @@
 // The dunning lifecycle on the time-skipping server with the real policy durations, real PostgreSQL and real SMTP.
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createPaystackGateway } from '../../activities/payments/paystack';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import type { DunningStatus } from '../../domain/dunning';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   dunningStatusQuery,
   extendGraceUpdate,
@@ -19,39 +14,23 @@ import {
 import { dunningWorkflow } from '../../workflows/dunning';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
 import { startPaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
+import { pollUntil } from '../support/poll';
+import { testEnv } from '../support/testRuntime';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 import { testWorkerDependencies } from '../support/workerDeps';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
-let bundle: { code: string };
+let ts: TimeSkipping;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
-  deps = testWorkerDependencies();
-  bundle = workflowBundle();
+  ts = await startTimeSkipping();
 });
 
 afterAll(async () => {
-  await deps?.close();
-  await env?.teardown();
+  await ts?.close();
 });
-
-async function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
 
 /** Hours after the first failure at which each timeline event was due, in workflow time. */
 function hoursByEvent(status: DunningStatus): string[] {
@@ -81,21 +60,17 @@ function subjectsTo(address: string): string[] {
  * Waits in real time until the lifecycle has recorded an event. Skipping time while the first activities are still
  * in flight trips the time-skipping server ("invalid history builder state"), so tests let t=0 settle first.
  */
-async function settled(
-  handle: { query: (q: typeof dunningStatusQuery) => Promise<DunningStatus> },
-  event: string,
-) {
-  for (let i = 0; i < 200; i++) {
-    const status = await handle.query(dunningStatusQuery);
-    if (status.timeline.some((e) => e.event === event)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the lifecycle never recorded "${event}"`);
+function settled(handle: { query: (q: typeof dunningStatusQuery) => Promise<DunningStatus> }, event: string) {
+  return pollUntil(
+    () => handle.query(dunningStatusQuery),
+    (status) => status.timeline.some((e) => e.event === event),
+    `the lifecycle records "${event}"`,
+  );
 }
 
 async function startLifecycle(tenant: TestTenant, taskQueue: string) {
-  const invoice = await insertOpenInvoice(deps.pool, tenant.id);
-  const handle = await env.client.workflow.signalWithStart(dunningWorkflow, {
+  const invoice = await insertOpenInvoice(ts.deps.pool, tenant.id);
+  const handle = await ts.env.client.workflow.signalWithStart(dunningWorkflow, {
     workflowId: `dunning-${tenant.id}`,
     taskQueue,
     args: [dunningInput(tenant, invoice)],
@@ -107,9 +82,9 @@ async function startLifecycle(tenant: TestTenant, taskQueue: string) {
 
 describe('dunningWorkflow on the time-skipping server', () => {
   it('Pro, never paid: retries, notices, soft limit, hard limit, suspension and deletion at the runbook times', async () => {
-    const tenant = await insertTenant(deps.pool, 'pro');
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
     const taskQueue = `dunning-pro-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const { handle } = await startLifecycle(tenant, taskQueue);
     let status: DunningStatus | undefined;
     const outcome = await worker.runUntil(async () => {
@@ -149,7 +124,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
       'Payment Reminder',
     ]);
 
-    const controls = await deps.pool.query(
+    const controls = await ts.deps.pool.query(
       `SELECT rate_limit_percent, api_blocked, suspended FROM service_control_changes
         WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY id`,
       [tenant.id, `dunning-${tenant.id}`],
@@ -159,33 +134,35 @@ describe('dunningWorkflow on the time-skipping server', () => {
       { rate_limit_percent: 10, api_blocked: true, suspended: false },
       { rate_limit_percent: 10, api_blocked: true, suspended: true },
     ]);
-    const dashboard = await deps.pool.query('SELECT kind FROM dashboard_notifications WHERE tenant_id = $1', [
-      tenant.id,
-    ]);
+    const dashboard = await ts.deps.pool.query(
+      'SELECT kind FROM dashboard_notifications WHERE tenant_id = $1',
+      [tenant.id],
+    );
     expect(dashboard.rows).toEqual([]); // deleted with the tenant's data after 90 days
-    const decision = await deps.pool.query('SELECT line FROM decisions WHERE workflow_id = $1', [
+    const decision = await ts.deps.pool.query('SELECT line FROM decisions WHERE workflow_id = $1', [
       `dunning-${tenant.id}`,
     ]);
     expect(decision.rows).toHaveLength(1);
     expect(decision.rows[0].line).toMatch(
       / \| OPERATOR=billops \| ACTION=billing_incident \| TYPE=dunning_data_deletion \| TENANTS=1 \| /,
     );
-    const tenantRow = await deps.pool.query('SELECT deleted_at FROM tenants WHERE id = $1', [tenant.id]);
+    const tenantRow = await ts.deps.pool.query('SELECT deleted_at FROM tenants WHERE id = $1', [tenant.id]);
     expect(tenantRow.rows[0].deleted_at).not.toBeNull();
-    const record = await deps.pool.query('SELECT phase, outcome FROM dunning_records WHERE tenant_id = $1', [
-      tenant.id,
-    ]);
+    const record = await ts.deps.pool.query(
+      'SELECT phase, outcome FROM dunning_records WHERE tenant_id = $1',
+      [tenant.id],
+    );
     expect(record.rows).toEqual([{ phase: 'deleted', outcome: 'deleted' }]);
   });
 
   it('Enterprise paid while soft limited: account manager contacted at 14 days, then service restored and confirmed', async () => {
-    const tenant = await insertTenant(deps.pool, 'enterprise');
+    const tenant = await insertTenant(ts.deps.pool, 'enterprise');
     const taskQueue = `dunning-ent-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const { handle, invoice } = await startLifecycle(tenant, taskQueue);
     const outcome = await worker.runUntil(async () => {
       await settled(handle, 'retry-1');
-      await env.sleep(15 * DAY);
+      await ts.env.sleep(15 * DAY);
       const status = await handle.query(dunningStatusQuery);
       expect(status.phase).toBe('soft_limited');
       // The Web UI's "current details" line follows the phase.
@@ -194,7 +171,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
       expect(metadata.currentDetails).toBe(
         `Dunning · ${tenant.id} (Enterprise) · soft limited until ${softLimitDay}`,
       );
-      const limited = await deps.pool.query(
+      const limited = await ts.deps.pool.query(
         'SELECT rate_limit_percent FROM service_controls WHERE tenant_id = $1',
         [tenant.id],
       );
@@ -203,7 +180,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
       return handle.result();
     });
     expect(outcome).toEqual({ tenantId: tenant.id, phase: 'recovered', paidInvoices: [invoice.invoiceId] });
-    const controls = await deps.pool.query(
+    const controls = await ts.deps.pool.query(
       'SELECT rate_limit_percent, api_blocked, suspended, read_only FROM service_controls WHERE tenant_id = $1',
       [tenant.id],
     );
@@ -217,7 +194,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
     expect(subjectsTo(tenant.billingEmail)).toEqual(
       expect.arrayContaining([expect.stringMatching(/received|recovered|thank/i)]),
     );
-    const record = await deps.pool.query(
+    const record = await ts.deps.pool.query(
       'SELECT outcome, closed_at FROM dunning_records WHERE tenant_id = $1',
       [tenant.id],
     );
@@ -226,12 +203,12 @@ describe('dunningWorkflow on the time-skipping server', () => {
   });
 
   it('a second failed invoice joins the running lifecycle; paying one of two does not recover', async () => {
-    const tenant = await insertTenant(deps.pool, 'pro');
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
     const taskQueue = `dunning-two-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const { handle, invoice: first } = await startLifecycle(tenant, taskQueue);
-    const second = await insertOpenInvoice(deps.pool, tenant.id, { totalMinor: 1500 });
-    const joined = await env.client.workflow.signalWithStart(dunningWorkflow, {
+    const second = await insertOpenInvoice(ts.deps.pool, tenant.id, { totalMinor: 1500 });
+    const joined = await ts.env.client.workflow.signalWithStart(dunningWorkflow, {
       workflowId: `dunning-${tenant.id}`,
       taskQueue,
       args: [dunningInput(tenant, second)],
@@ -241,9 +218,9 @@ describe('dunningWorkflow on the time-skipping server', () => {
     expect(joined.signaledRunId).toBe(handle.signaledRunId);
     const outcome = await worker.runUntil(async () => {
       await settled(handle, 'warning');
-      await env.sleep(2 * DAY + HOUR);
+      await ts.env.sleep(2 * DAY + HOUR);
       await handle.signal(paymentSucceededSignal, { invoiceId: first.invoiceId });
-      await env.sleep(HOUR);
+      await ts.env.sleep(HOUR);
       const status = await handle.query(dunningStatusQuery);
       expect(status.phase).not.toBe('recovered');
       expect(status.outstandingInvoices.map((i) => i.invoiceId)).toEqual([second.invoiceId]);
@@ -255,20 +232,20 @@ describe('dunningWorkflow on the time-skipping server', () => {
   });
 
   it('a pause freezes the clock: resuming moves the soft limit by the time spent paused', async () => {
-    const tenant = await insertTenant(deps.pool, 'pro');
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
     const taskQueue = `dunning-pause-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const { handle } = await startLifecycle(tenant, taskQueue);
     await worker.runUntil(async () => {
       await settled(handle, 'warning');
-      await env.sleep(DAY);
+      await ts.env.sleep(DAY);
       await handle.signal(pauseSignal, { operator: 'ops@billops.test', reason: 'stripe outage' });
-      await env.sleep(3 * DAY);
+      await ts.env.sleep(3 * DAY);
       const paused = await handle.query(dunningStatusQuery);
       expect(paused.paused).toBe(true);
       expect(paused.nextAction).toBeNull();
       await handle.signal(resumeSignal, { operator: 'ops@billops.test' });
-      await env.sleep(7 * DAY);
+      await ts.env.sleep(7 * DAY);
       const status = await handle.query(dunningStatusQuery);
       const t0 = Date.parse(status.timeline[0]!.at);
       expect(toSeconds(Date.parse(status.deadlines.softLimitAt) - t0)).toBe(toSeconds(10 * DAY));
@@ -284,13 +261,13 @@ describe('dunningWorkflow on the time-skipping server', () => {
   });
 
   it('extendGrace validates its arguments and answers with the new deadlines', async () => {
-    const tenant = await insertTenant(deps.pool, 'pro');
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
     const taskQueue = `dunning-extend-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const { handle } = await startLifecycle(tenant, taskQueue);
     await worker.runUntil(async () => {
       await settled(handle, 'warning');
-      await env.sleep(HOUR);
+      await ts.env.sleep(HOUR);
       for (const days of [0, -1, 91]) {
         await expect(
           handle.executeUpdate(extendGraceUpdate, {
@@ -322,31 +299,25 @@ describe('dunningWorkflow on the time-skipping server', () => {
       },
     });
     try {
-      const tenant = await insertTenant(deps.pool, 'pro', {
+      const tenant = await insertTenant(ts.deps.pool, 'pro', {
         processor: 'paystack',
         paystackAuthorization: 'AUTH_stolen',
       });
       fake.authorize('AUTH_stolen', { outcome: 'hard_decline' });
-      const invoice = await insertOpenInvoice(deps.pool, tenant.id, {
+      const invoice = await insertOpenInvoice(ts.deps.pool, tenant.id, {
         processor: 'paystack',
         totalMinor: 2_500_000,
       });
       const taskQueue = `dunning-paystack-${tenant.id}`;
-      const worker = await createBillopsWorker({
-        connection: env.nativeConnection,
-        namespace: 'default',
-        taskQueue,
-        deps: paystackDeps,
-        workflowBundle: bundle,
-      });
-      const handle = await env.client.workflow.start(dunningWorkflow, {
+      const worker = await ts.newWorker(taskQueue, paystackDeps);
+      const handle = await ts.env.client.workflow.start(dunningWorkflow, {
         workflowId: `dunning-${tenant.id}`,
         taskQueue,
         args: [dunningInput(tenant, invoice, 'paystack')],
       });
       const status = await worker.runUntil(async () => {
         await settled(handle, 'warning');
-        await env.sleep(3 * DAY);
+        await ts.env.sleep(3 * DAY);
         const current = await handle.query(dunningStatusQuery);
         await handle.terminate('test done');
         return current;
@@ -369,11 +340,11 @@ describe('dunningWorkflow on the time-skipping server', () => {
   });
 
   it('refuses a Free tenant with a non-retryable error', async () => {
-    const tenant = await insertTenant(deps.pool, 'free');
+    const tenant = await insertTenant(ts.deps.pool, 'free');
     const taskQueue = `dunning-free-${tenant.id}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const invoice = { invoiceId: 'in_free', amountMinor: 100, currency: 'USD' };
-    const handle = await env.client.workflow.start(dunningWorkflow, {
+    const handle = await ts.env.client.workflow.start(dunningWorkflow, {
       workflowId: `dunning-${tenant.id}`,
       taskQueue,
       args: [dunningInput(tenant, invoice, 'none')],

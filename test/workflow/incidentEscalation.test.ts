@@ -3,16 +3,10 @@
 // DECISIONS.log line on resolution and the root-cause reminder 48 hours later. Exercised through stuck transactions.
 import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
 import type { Severity } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   acknowledgeSignal,
   acknowledgeUpdate,
@@ -25,67 +19,34 @@ import {
 } from '../../workflows/definitions';
 import { stuckTransactionsWorkflow } from '../../workflows/incidents/stuckTransactions';
 import { insertTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_OPS_EMAIL, testWorkerDependencies } from '../support/workerDeps';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import { testEnv } from '../support/testRuntime';
+import { startIncidentTimeSkipping, type IncidentTimeSkipping } from '../support/timeSkipping';
+import { TEST_OPS_EMAIL } from '../support/workerDeps';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
-let receivers: IncidentReceivers;
-let paystack: PaystackFake;
-let bundle: { code: string };
+let ts: IncidentTimeSkipping;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
-  receivers = await startIncidentReceivers();
-  paystack = await startPaystackFake();
-  deps = testWorkerDependencies({
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-    },
-    incidents: receivers.incidents,
-  });
-  bundle = workflowBundle();
+  ts = await startIncidentTimeSkipping();
 });
 
 afterAll(async () => {
-  await deps?.close();
-  await receivers?.close();
-  await paystack?.close();
-  await env?.teardown();
+  await ts?.close();
 });
-
-function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
 
 /** A Paystack payment pending in our table for two hours, which Paystack still reports as in flight. */
 async function stuckPaystackPayment(): Promise<{ tenantId: string; reference: string }> {
-  const tenant = await insertTenant(deps.pool, 'pro', { processor: 'paystack' });
+  const tenant = await insertTenant(ts.deps.pool, 'pro', { processor: 'paystack' });
   const reference = `stuck-${tenant.id}`;
-  await deps.pool.query(
+  await ts.deps.pool.query(
     `INSERT INTO payment_transactions (tenant_id, processor, reference, status, amount_minor, currency, created_at)
      VALUES ($1, 'paystack', $2, 'pending', 500000, 'NGN', now() - interval '2 hours')`,
     [tenant.id, reference],
   );
-  paystack.addTransaction({
+  ts.paystack.addTransaction({
     reference,
     amount: 500000,
     currency: 'NGN',
@@ -93,20 +54,6 @@ async function stuckPaystackPayment(): Promise<{ tenantId: string; reference: st
     createdAt: new Date(),
   });
   return { tenantId: tenant.id, reference };
-}
-
-/** Real-time wait until the incident has done its t=0 work (skipping time before that trips the test server). */
-async function until(
-  handle: { query: (q: typeof incidentStatusQuery) => Promise<IncidentStatus> },
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  for (let i = 0; i < 1200; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the incident never reached: ${what}`);
 }
 
 const minutesAfterOpen = (status: IncidentStatus, event: string) =>
@@ -125,7 +72,7 @@ async function openStuckIncident(taskQueue: string, severity?: Severity) {
       ...(severity ? { severity } : {}),
     },
   );
-  const handle = await env.client.workflow.start(stuckTransactionsWorkflow, {
+  const handle = await ts.env.client.workflow.start(stuckTransactionsWorkflow, {
     workflowId: `incident-stuck_transactions-${reference}`,
     taskQueue,
     args: [input],
@@ -138,25 +85,25 @@ jest.setTimeout(300_000);
 describe('incident escalation on the time-skipping server', () => {
   it('P1: pages the first responder at once, escalates at 15 min and 45 min unacknowledged; ack stops it; resolution writes DECISIONS.log; the RCA reminder comes 48 h later', async () => {
     const taskQueue = `incident-p1-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle, reference, tenantId } = await openStuckIncident(taskQueue, 'P1');
-      const opened = await until(handle, (s) => s.stepsDone.length === 2, 'first verification done');
+      const opened = await untilIncident(handle, (s) => s.stepsDone.length === 2, 'first verification done');
       expect(opened.severity).toBe('P1');
       expect(opened.stepsDone[1]?.detail).toBe('0 settled, 1 still pending at the provider');
-      expect(receivers.pagerDutyEvents(handle.workflowId)).toHaveLength(1);
+      expect(ts.receivers.pagerDutyEvents(handle.workflowId)).toHaveLength(1);
 
-      await env.sleep(14 * MINUTE);
+      await ts.env.sleep(14 * MINUTE);
       expect((await handle.query(incidentStatusQuery)).escalationLevel).toBe(0);
-      await env.sleep(2 * MINUTE);
+      await ts.env.sleep(2 * MINUTE);
       let status = await handle.query(incidentStatusQuery);
       expect(status.escalationLevel).toBe(1);
       expect(status.nextEscalationAt).toBe(new Date(Date.parse(status.openedAt) + 45 * MINUTE).toISOString());
-      await env.sleep(30 * MINUTE);
+      await ts.env.sleep(30 * MINUTE);
       status = await handle.query(incidentStatusQuery);
       expect(status.escalationLevel).toBe(2);
       expect(minutesAfterOpen(status, 'escalated')).toEqual([15, 45]);
-      const triggers = receivers
+      const triggers = ts.receivers
         .pagerDutyEvents(handle.workflowId)
         .filter((e) => e.event_action === 'trigger');
       expect(
@@ -165,7 +112,7 @@ describe('incident escalation on the time-skipping server', () => {
             (e.payload as { custom_details: { escalation_level: number } }).custom_details.escalation_level,
         ),
       ).toEqual([0, 1, 2]);
-      expect(receivers.slackMessages().length).toBeGreaterThanOrEqual(3);
+      expect(ts.receivers.slackMessages().length).toBeGreaterThanOrEqual(3);
 
       // Acknowledged: the update answers with the new state; a second one is refused with who did it.
       status = await handle.executeUpdate(acknowledgeUpdate, { args: [{ operator: 'ada' }] });
@@ -177,7 +124,7 @@ describe('incident escalation on the time-skipping server', () => {
       // Bad signals do not crash the workflow: they are refused in its timeline.
       await handle.signal(acknowledgeSignal, { operator: '   ' });
       await handle.signal(resolveSignal, { operator: 'ada', summary: '' });
-      status = await until(
+      status = await untilIncident(
         handle,
         (s) => s.timeline.filter((e) => e.event === 'refused').length === 2,
         'refusals',
@@ -193,7 +140,7 @@ describe('incident escalation on the time-skipping server', () => {
         args: [{ operator: 'ada', summary: 'Paystack confirmed the charge by phone; settled by hand' }],
       });
       expect(status.phase).toBe('resolved');
-      const closing = await until(
+      const closing = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'closing',
@@ -201,7 +148,7 @@ describe('incident escalation on the time-skipping server', () => {
       expect(
         await refusal(handle.executeUpdate(resolveUpdate, { args: [{ operator: 'bob', summary: 'again' }] })),
       ).toMatch(/^incident already resolved by ada at /);
-      const { rows } = await deps.pool.query<{ line: string; status: string; report_md: string }>(
+      const { rows } = await ts.deps.pool.query<{ line: string; status: string; report_md: string }>(
         `SELECT d.line, i.status, i.report_md FROM decisions d JOIN incidents i ON i.workflow_id = d.workflow_id
          WHERE d.workflow_id = $1`,
         [handle.workflowId],
@@ -216,21 +163,21 @@ describe('incident escalation on the time-skipping server', () => {
         credits: null,
         executor: 'billops',
       });
-      expect(readFileSync(deps.decisionsLogPath, 'utf8')).toContain(rows[0]!.line);
+      expect(readFileSync(ts.deps.decisionsLogPath, 'utf8')).toContain(rows[0]!.line);
       expect(rows[0]!.report_md).toContain('## Incident Report: stuck transactions (test)');
       expect(rows[0]!.report_md).toContain('**Severity:** P1');
       expect(rows[0]!.report_md).toMatch(/- Acknowledged: .* by ada/);
       expect(closing.timeline.some((e) => e.event === 'decision_recorded')).toBe(true);
       // The payment is still pending in our table: nothing was written without the provider's word.
-      const tx = await deps.pool.query('SELECT status FROM payment_transactions WHERE reference = $1', [
+      const tx = await ts.deps.pool.query('SELECT status FROM payment_transactions WHERE reference = $1', [
         reference,
       ]);
       expect(tx.rows[0]?.status).toBe('pending');
       expect(tenantId).toBeTruthy();
 
-      await env.sleep(47 * HOUR);
+      await ts.env.sleep(47 * HOUR);
       expect(reminderSubjects(handle.workflowId)).toHaveLength(0);
-      await env.sleep(2 * HOUR);
+      await ts.env.sleep(2 * HOUR);
       const outcome = await handle.result();
       expect(outcome.status.phase).toBe('closed');
       expect(outcome.status.rcaRecorded).toBe(false);
@@ -241,7 +188,7 @@ describe('incident escalation on the time-skipping server', () => {
       expect(reminderSubjects(handle.workflowId)).toEqual([
         `Root cause analysis due - stuck_transactions ${handle.workflowId}`,
       ]);
-      expect(receivers.pagerDutyEvents(handle.workflowId).at(-1)?.event_action).toBe('resolve');
+      expect(ts.receivers.pagerDutyEvents(handle.workflowId).at(-1)?.event_action).toBe('resolve');
     });
   });
 
@@ -251,17 +198,17 @@ describe('incident escalation on the time-skipping server', () => {
     ['P4', 24 * 60, null],
   ] as const)('%s: escalates at its response time of %i minutes', async (severity, level1, level2) => {
     const taskQueue = `incident-${severity}-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle } = await openStuckIncident(taskQueue, severity);
-      await until(handle, (s) => s.stepsDone.length === 2, 'first verification done');
-      await env.sleep((level1 - 1) * MINUTE);
+      await untilIncident(handle, (s) => s.stepsDone.length === 2, 'first verification done');
+      await ts.env.sleep((level1 - 1) * MINUTE);
       expect((await handle.query(incidentStatusQuery)).escalationLevel).toBe(0);
-      await env.sleep(((level2 ?? level1 + 60) - (level1 - 1) + 1) * MINUTE);
+      await ts.env.sleep(((level2 ?? level1 + 60) - (level1 - 1) + 1) * MINUTE);
       const status = await handle.query(incidentStatusQuery);
       expect(minutesAfterOpen(status, 'escalated')).toEqual(level2 === null ? [level1] : [level1, level2]);
       await handle.executeUpdate(resolveUpdate, { args: [{ operator: 'ada', summary: 'closed by test' }] });
-      await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
       await handle.executeUpdate(recordRootCauseUpdate, {
         args: [{ operator: 'ada', summary: 'provider lag' }],
       });
@@ -273,21 +220,21 @@ describe('incident escalation on the time-skipping server', () => {
 
   it('a pause stops the escalation clock; the next level comes later by the time spent paused', async () => {
     const taskQueue = `incident-pause-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle } = await openStuckIncident(taskQueue, 'P1');
-      await until(handle, (s) => s.stepsDone.length === 2, 'first verification done');
-      await env.sleep(10 * MINUTE);
+      await untilIncident(handle, (s) => s.stepsDone.length === 2, 'first verification done');
+      await ts.env.sleep(10 * MINUTE);
       await handle.signal(pauseSignal, { operator: 'ada', reason: 'waiting on Paystack support' });
-      await until(handle, (s) => s.paused, 'paused');
+      await untilIncident(handle, (s) => s.paused, 'paused');
       await handle.signal(pauseSignal, { operator: 'bob' });
-      await env.sleep(60 * MINUTE);
+      await ts.env.sleep(60 * MINUTE);
       let status = await handle.query(incidentStatusQuery);
       expect(status.escalationLevel).toBe(0);
       expect(status.nextEscalationAt).toBeNull();
       await handle.signal(resumeSignal, { operator: 'ada' });
-      await until(handle, (s) => !s.paused, 'resumed');
-      await env.sleep(6 * MINUTE);
+      await untilIncident(handle, (s) => !s.paused, 'resumed');
+      await ts.env.sleep(6 * MINUTE);
       status = await handle.query(incidentStatusQuery);
       // 15 minutes of unacknowledged time: 10 before the pause, 5 after it.
       expect(minutesAfterOpen(status, 'escalated')).toEqual([75]);
@@ -300,12 +247,12 @@ describe('incident escalation on the time-skipping server', () => {
 
   it('a resolve on a closed incident is refused by the server, an acknowledgement after resolution by the workflow', async () => {
     const taskQueue = `incident-closed-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle } = await openStuckIncident(taskQueue, 'P3');
-      await until(handle, (s) => s.stepsDone.length === 2, 'first verification done');
+      await untilIncident(handle, (s) => s.stepsDone.length === 2, 'first verification done');
       await handle.signal(resolveSignal, { operator: 'ada', summary: 'settled' });
-      await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
       expect(await refusal(handle.executeUpdate(acknowledgeUpdate, { args: [{ operator: 'bob' }] }))).toMatch(
         /^incident already resolved by ada/,
       );

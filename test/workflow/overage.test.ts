@@ -1,10 +1,5 @@
 // Overage enforcement on the time-skipping server with real PostgreSQL: Pro throttle/block, Free block, Enterprise review, reset.
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { defaultPolicy, type BillingTier } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   overageDecisionSignal,
   overageStatusQuery,
@@ -13,47 +8,35 @@ import {
 } from '../../workflows/definitions';
 import { overageWorkflow } from '../../workflows/overage';
 import { insertTenant } from '../support/dunningFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { testWorkerDependencies } from '../support/workerDeps';
+import { pollUntil } from '../support/poll';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const METER = 'api.calls';
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
+let ts: TimeSkipping;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
-  deps = testWorkerDependencies();
+  ts = await startTimeSkipping();
 });
 
 afterAll(async () => {
-  await deps?.close();
-  await env?.teardown();
+  await ts?.close();
 });
 
 async function setUp(tier: BillingTier, capUnits: number) {
-  const tenant = await insertTenant(deps.pool, tier);
-  await deps.pool.query('INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, $3)', [
+  const tenant = await insertTenant(ts.deps.pool, tier);
+  await ts.deps.pool.query('INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, $3)', [
     tenant.id,
     METER,
     capUnits,
   ]);
-  const periodStart = new Date(Math.floor((await env.currentTimeMs()) / HOUR) * HOUR);
+  const periodStart = new Date(Math.floor((await ts.env.currentTimeMs()) / HOUR) * HOUR);
   const periodEnd = new Date(periodStart.getTime() + 30 * DAY);
   const taskQueue = `overage-${tenant.id}`;
-  const worker: Worker = await createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: workflowBundle(),
-  });
-  const handle = await env.client.workflow.start(overageWorkflow, {
+  const worker = await ts.newWorker(taskQueue);
+  const handle = await ts.env.client.workflow.start(overageWorkflow, {
     workflowId: `overage-${tenant.id}-${periodStart.toISOString().slice(0, 7)}`,
     taskQueue,
     args: [
@@ -70,7 +53,7 @@ async function setUp(tier: BillingTier, capUnits: number) {
   let hour = 0;
   /** Lands another hour of rollups and tells the workflow, as the rollup job does. */
   const addUsage = async (quantity: number) => {
-    await deps.pool.query(
+    await ts.deps.pool.query(
       'INSERT INTO usage_rollups (tenant_id, meter, hour, quantity, event_count) VALUES ($1, $2, $3, $4, 1)',
       [tenant.id, METER, new Date(periodStart.getTime() + hour++ * HOUR), quantity],
     );
@@ -78,7 +61,7 @@ async function setUp(tier: BillingTier, capUnits: number) {
   };
   const controls = async () =>
     (
-      await deps.pool.query(
+      await ts.deps.pool.query(
         'SELECT rate_limit_percent, api_blocked FROM service_controls WHERE tenant_id = $1',
         [tenant.id],
       )
@@ -87,17 +70,13 @@ async function setUp(tier: BillingTier, capUnits: number) {
 }
 
 /** Polls the status query in real time until the predicate holds. */
-async function until(
+function until(
   handle: { query: (q: typeof overageStatusQuery) => Promise<OverageStatus> },
   predicate: (s: OverageStatus) => boolean,
 ): Promise<OverageStatus> {
-  let last: OverageStatus | undefined;
-  for (let i = 0; i < 200; i++) {
-    last = await handle.query(overageStatusQuery);
-    if (predicate(last)) return last;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`condition never held; last status: ${JSON.stringify(last)}`);
+  return pollUntil(() => handle.query(overageStatusQuery), predicate, 'the overage status', {
+    explain: (last) => `last status: ${JSON.stringify(last)}`,
+  });
 }
 
 describe('overageWorkflow', () => {
@@ -116,7 +95,7 @@ describe('overageWorkflow', () => {
       await until(handle, (s) => s.enforced === 'blocked');
       expect(await controls()).toEqual({ rate_limit_percent: 10, api_blocked: true });
 
-      await deps.pool.query('UPDATE usage_caps SET cap_units = 2000 WHERE tenant_id = $1', [tenant.id]);
+      await ts.deps.pool.query('UPDATE usage_caps SET cap_units = 2000 WHERE tenant_id = $1', [tenant.id]);
       await handle.signal(usageUpdatedSignal); // 75 % of the raised cap
       await until(handle, (s) => s.enforced === 'within_cap');
       expect(await controls()).toEqual({ rate_limit_percent: 100, api_blocked: false });
@@ -128,7 +107,7 @@ describe('overageWorkflow', () => {
     expect(result.enforced).toBe('within_cap');
     expect(result.timeline.at(-1)?.event).toBe('period ended');
     expect(await controls()).toEqual({ rate_limit_percent: 100, api_blocked: false });
-    const history = await deps.pool.query(
+    const history = await ts.deps.pool.query(
       'SELECT rate_limit_percent, api_blocked FROM service_control_changes WHERE tenant_id = $1 AND workflow_id = $2 ORDER BY id',
       [tenant.id, handle.workflowId],
     );
@@ -139,7 +118,7 @@ describe('overageWorkflow', () => {
       { rate_limit_percent: 10, api_blocked: true },
       { rate_limit_percent: 100, api_blocked: false },
     ]);
-    const decisions = await deps.pool.query(
+    const decisions = await ts.deps.pool.query(
       'SELECT resolution FROM decisions WHERE workflow_id = $1 ORDER BY id',
       [handle.workflowId],
     );
@@ -172,7 +151,7 @@ describe('overageWorkflow', () => {
       const opened = await until(handle, (s) => s.review !== null);
       expect(opened.enforced).toBe('within_cap');
       expect(opened.review?.reason).toBe('api.calls at 300% of cap');
-      await env.sleep(3 * DAY);
+      await ts.env.sleep(3 * DAY);
       expect(await controls()).toEqual({ rate_limit_percent: 100, api_blocked: false });
 
       await handle.signal(overageDecisionSignal, {

@@ -2,17 +2,11 @@
 // and their dunning paused, probes back off 1, 2, 4, 8, 15 minutes, and recovery switches back, resumes dunning,
 // retries the failed payments and credits the outage. Paystack is the local Paystack-shaped server (failNext = down).
 import { readFileSync } from 'node:fs';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { startOrJoinDunning } from '../../client/dunning';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { DunningStatus } from '../../domain/dunning';
 import type { IncidentStatus } from '../../domain/incident';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   acknowledgeUpdate,
   alertResolvedSignal,
@@ -22,80 +16,42 @@ import {
 } from '../../workflows/definitions';
 import { paymentProcessorOutageWorkflow } from '../../workflows/incidents/paymentProcessorOutage';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { testWorkerDependencies } from '../support/workerDeps';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import { pollUntil } from '../support/poll';
+import { testEnv } from '../support/testRuntime';
+import { startIncidentTimeSkipping, type IncidentTimeSkipping } from '../support/timeSkipping';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
-let receivers: IncidentReceivers;
-let paystack: PaystackFake;
-let bundle: { code: string };
+let ts: IncidentTimeSkipping;
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
-  receivers = await startIncidentReceivers();
-  paystack = await startPaystackFake();
-  deps = {
-    ...testWorkerDependencies({
-      gateways: {
-        paystack: createPaystackGateway({
-          secretKey: paystack.secretKey,
-          baseUrl: paystack.url,
-          timeoutSeconds: 5,
-        }),
-      },
-      incidents: receivers.incidents,
-    }),
-    // The time-skipping server has neither visibility lists nor batch operations: the activities fall back to the
-    // open dunning records and one signal per lifecycle.
-    temporalClient: env.client,
-  };
-  bundle = workflowBundle();
+  // The time-skipping server has neither visibility lists nor batch operations: the activities fall back to the
+  // open dunning records and one signal per lifecycle.
+  ts = await startIncidentTimeSkipping({ clientForActivities: true });
 });
 
 afterAll(async () => {
-  await deps?.close();
-  await receivers?.close();
-  await paystack?.close();
-  await env?.teardown();
+  await ts?.close();
 });
 
 jest.setTimeout(300_000);
 
-function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
-
-async function poll<T>(read: () => Promise<T>, done: (value: T) => boolean, what: string): Promise<T> {
-  for (let i = 0; i < 400; i++) {
-    const value = await read();
-    if (done(value)) return value;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`never reached: ${what}`);
-}
-
 /** A Pro tenant on Paystack with a saved card that declines, its open invoice, and its dunning lifecycle. */
 async function tenantInDunning(taskQueue: string) {
   const code = `AUTH_${Math.random().toString(36).slice(2, 10)}`;
-  paystack.authorize(code, { outcome: 'soft_decline' });
-  const tenant = await insertTenant(deps.pool, 'pro', { processor: 'paystack', paystackAuthorization: code });
-  const invoice = await insertOpenInvoice(deps.pool, tenant.id, { totalMinor: 4900 });
-  const handle = await startOrJoinDunning(env.client, taskQueue, dunningInput(tenant, invoice, 'paystack'));
+  ts.paystack.authorize(code, { outcome: 'soft_decline' });
+  const tenant = await insertTenant(ts.deps.pool, 'pro', {
+    processor: 'paystack',
+    paystackAuthorization: code,
+  });
+  const invoice = await insertOpenInvoice(ts.deps.pool, tenant.id, { totalMinor: 4900 });
+  const handle = await startOrJoinDunning(
+    ts.env.client,
+    taskQueue,
+    dunningInput(tenant, invoice, 'paystack'),
+  );
   return { tenant, code, invoice, handle };
 }
 
@@ -112,7 +68,7 @@ const mailTo = (tenant: TestTenant, subject: string) =>
 describe('payment processor outage on the time-skipping server', () => {
   it('Paystack down 45 minutes: 48 h grace and paused dunning, probes backing off, then switch back, retries and credits', async () => {
     const taskQueue = `outage-paystack-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       // Two tenants in dunning after a declined retry, and one whose payment just failed on Paystack.
       const inDunning = [await tenantInDunning(taskQueue), await tenantInDunning(taskQueue)];
@@ -120,7 +76,7 @@ describe('payment processor outage on the time-skipping server', () => {
       for (const { tenant, handle } of inDunning) {
         before.set(
           tenant.id,
-          await poll(
+          await pollUntil(
             () => handle.query(dunningStatusQuery),
             (s) => s.phase === 'warning',
             `${tenant.id} in its warning phase`,
@@ -128,21 +84,21 @@ describe('payment processor outage on the time-skipping server', () => {
         );
       }
       const failedCode = `AUTH_${Math.random().toString(36).slice(2, 10)}`;
-      const failedOnly = await insertTenant(deps.pool, 'pro', {
+      const failedOnly = await insertTenant(ts.deps.pool, 'pro', {
         processor: 'paystack',
         paystackAuthorization: failedCode,
       });
-      const failedInvoice = await insertOpenInvoice(deps.pool, failedOnly.id, { totalMinor: 4900 });
-      await deps.pool.query(
+      const failedInvoice = await insertOpenInvoice(ts.deps.pool, failedOnly.id, { totalMinor: 4900 });
+      await ts.deps.pool.query(
         `INSERT INTO payment_transactions (tenant_id, invoice_id, processor, reference, status, amount_minor, currency)
          VALUES ($1, $2, 'paystack', $3, 'failed', 4900, 'USD')`,
         [failedOnly.id, failedInvoice.invoiceId, `failed-${failedOnly.id}`],
       );
       // Paystack goes down: the first probe and the next five fail; the cards work once it is back.
-      for (const { code } of inDunning) paystack.authorize(code, { outcome: 'success' });
-      paystack.authorize(failedCode, { outcome: 'success' });
-      const requestsBefore = paystack.requests().length;
-      paystack.failNext(6, 503);
+      for (const { code } of inDunning) ts.paystack.authorize(code, { outcome: 'success' });
+      ts.paystack.authorize(failedCode, { outcome: 'success' });
+      const requestsBefore = ts.paystack.requests().length;
+      ts.paystack.failNext(6, 503);
 
       // Scoped to this test's tenants: the database is shared with other suites.
       const ours = [...inDunning.map((d) => d.tenant), failedOnly];
@@ -150,14 +106,14 @@ describe('payment processor outage on the time-skipping server', () => {
         processor: 'paystack' as const,
         tenantIds: ours.map((t) => t.id),
       });
-      const handle = await env.client.workflow.start(paymentProcessorOutageWorkflow, {
+      const handle = await ts.env.client.workflow.start(paymentProcessorOutageWorkflow, {
         workflowId: `incident-payment_processor_outage-${input.key}`,
         taskQueue,
         args: [input],
       });
       await handle.executeUpdate(acknowledgeUpdate, { args: [{ operator: 'ada' }] });
-      let status = await poll(
-        () => handle.query(incidentStatusQuery),
+      let status = await untilIncident(
+        handle,
         (s) => s.currentStep === 'waiting for recovery',
         'containment done',
       );
@@ -191,7 +147,7 @@ describe('payment processor outage on the time-skipping server', () => {
           Date.parse(now.deadlines.suspensionAt) - Date.parse(before.get(tenant.id)!.deadlines.suspensionAt),
         ).toBe(48 * HOUR);
       }
-      const overrides = await deps.pool.query<{
+      const overrides = await ts.deps.pool.query<{
         name: string;
         value: Record<string, unknown>;
         cleared_at: Date | null;
@@ -210,32 +166,32 @@ describe('payment processor outage on the time-skipping server', () => {
       }
 
       // Probes back off: 1, 2, 4, 8, 15 minutes apart; the sixth, at 45 minutes, finds Paystack answering.
-      await env.sleep(44 * MINUTE);
+      await ts.env.sleep(44 * MINUTE);
       status = await handle.query(incidentStatusQuery);
       expect(minutesAfterOpen(status, 'probe_failed')).toEqual([1, 3, 7, 15, 30]);
       expect(status.currentStep).toBe('waiting for recovery');
-      await env.sleep(2 * MINUTE);
-      status = await poll(
-        () => handle.query(incidentStatusQuery),
+      await ts.env.sleep(2 * MINUTE);
+      status = await untilIncident(
+        handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'recovered and closing',
       );
       expect(minutesAfterOpen(status, 'probe_healthy')).toEqual([45]);
-      const probes = paystack
+      const probes = ts.paystack
         .requests()
         .slice(requestsBefore)
         .filter((r) => r.path === '/transaction/verify/billops-connectivity-probe');
       expect(probes.map((r) => r.status)).toEqual([503, 503, 503, 503, 503, 503, 400]);
-      expect(probes.every((r) => r.authorization === `Bearer ${paystack.secretKey}`)).toBe(true);
+      expect(probes.every((r) => r.authorization === `Bearer ${ts.paystack.secretKey}`)).toBe(true);
 
       // Switched back: overrides cleared, dunning resumed, every failed payment retried and collected.
-      const cleared = await deps.pool.query<{ cleared_by: string | null }>(
+      const cleared = await ts.deps.pool.query<{ cleared_by: string | null }>(
         'SELECT cleared_by FROM operational_overrides WHERE workflow_id = $1',
         [handle.workflowId],
       );
       expect(cleared.rows.map((r) => r.cleared_by)).toEqual(['billops', 'billops']);
       for (const { tenant, handle: dunning } of inDunning) {
-        const recovered = await poll(
+        const recovered = await pollUntil(
           () => dunning.query(dunningStatusQuery),
           (s) => s.phase === 'recovered',
           `${tenant.id} recovered`,
@@ -244,16 +200,18 @@ describe('payment processor outage on the time-skipping server', () => {
           expect.arrayContaining(['resumed', 'recovered']),
         );
       }
-      const charged = paystack.charges().filter((c) => ours.some((t) => `billing@${t.id}.test` === c.email));
+      const charged = ts.paystack
+        .charges()
+        .filter((c) => ours.some((t) => `billing@${t.id}.test` === c.email));
       expect(charged.filter((c) => c.outcome === 'success')).toHaveLength(3);
-      const paid = await deps.pool.query<{ tenant_id: string; status: string }>(
+      const paid = await ts.deps.pool.query<{ tenant_id: string; status: string }>(
         `SELECT tenant_id, status FROM invoices WHERE tenant_id = ANY($1::text[]) ORDER BY tenant_id`,
         [ours.map((t) => t.id)],
       );
       expect(paid.rows.map((r) => r.status)).toEqual(['paid', 'paid', 'paid']);
 
       // Credits: 1% of the 49.00 fee for the one started hour, per tenant, recorded and in DECISIONS.log.
-      const credits = await deps.pool.query<{ tenant_id: string; amount_minor: number; currency: string }>(
+      const credits = await ts.deps.pool.query<{ tenant_id: string; amount_minor: number; currency: string }>(
         `SELECT tenant_id, amount_minor, currency FROM credits_adjustments WHERE workflow_id = $1 AND kind = 'credit'`,
         [handle.workflowId],
       );
@@ -271,7 +229,7 @@ describe('payment processor outage on the time-skipping server', () => {
       }
       expect(credits.rows).toHaveLength(3);
       const totalCredits = 3 * 49;
-      const decision = await deps.pool.query<{ line: string }>(
+      const decision = await ts.deps.pool.query<{ line: string }>(
         'SELECT line FROM decisions WHERE workflow_id = $1',
         [handle.workflowId],
       );
@@ -286,9 +244,9 @@ describe('payment processor outage on the time-skipping server', () => {
       expect(entry.resolution).toMatch(
         /^Paystack recovered \(a probe succeeded\) after 0 hours 45 minutes; /,
       );
-      expect(readFileSync(deps.decisionsLogPath, 'utf8')).toContain(decision.rows[0]!.line);
+      expect(readFileSync(ts.deps.decisionsLogPath, 'utf8')).toContain(decision.rows[0]!.line);
       expect(
-        receivers
+        ts.receivers
           .statusPageUpdates()
           .filter((u) => (u.incident as { external_id: string }).external_id === handle.workflowId)
           .map((u) => (u.incident as { status: string }).status),
@@ -305,42 +263,38 @@ describe('payment processor outage on the time-skipping server', () => {
 
   it('an operator estimate of 6 hours gives the shortest grace, 24 h; the alertResolved signal ends the wait', async () => {
     const taskQueue = `outage-alert-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
-      paystack.failNext(0, 503);
+      ts.paystack.failNext(0, 503);
       const { tenant, code, handle: dunning } = await tenantInDunning(taskQueue);
-      const before = await poll(
+      const before = await pollUntil(
         () => dunning.query(dunningStatusQuery),
         (s) => s.phase === 'warning',
         'warning phase',
       );
-      paystack.failNext(1000, 503);
+      ts.paystack.failNext(1000, 503);
       const input = incidentInput('payment_processor_outage', {
         processor: 'paystack' as const,
         expectedHours: 6,
         tenantIds: [tenant.id],
       });
-      const handle = await env.client.workflow.start(paymentProcessorOutageWorkflow, {
+      const handle = await ts.env.client.workflow.start(paymentProcessorOutageWorkflow, {
         workflowId: `incident-payment_processor_outage-${input.key}`,
         taskQueue,
         args: [input],
       });
-      await poll(
-        () => handle.query(incidentStatusQuery),
-        (s) => s.currentStep === 'waiting for recovery',
-        'containment done',
-      );
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for recovery', 'containment done');
       const held = await dunning.query(dunningStatusQuery);
       expect(Date.parse(held.deadlines.graceEndsAt) - Date.parse(before.deadlines.graceEndsAt)).toBe(
         24 * HOUR,
       );
 
-      await env.sleep(10 * MINUTE);
-      paystack.failNext(0, 503);
-      paystack.authorize(code, { outcome: 'success' });
+      await ts.env.sleep(10 * MINUTE);
+      ts.paystack.failNext(0, 503);
+      ts.paystack.authorize(code, { outcome: 'success' });
       await handle.signal(alertResolvedSignal, { fingerprint: input.key });
-      const status = await poll(
-        () => handle.query(incidentStatusQuery),
+      const status = await untilIncident(
+        handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'closing',
       );
@@ -349,7 +303,7 @@ describe('payment processor outage on the time-skipping server', () => {
       expect(status.resolution?.summary).toMatch(
         /^Paystack recovered \(the alert resolved\) after 0 hours 10 minutes/,
       );
-      const resumed = await poll(
+      const resumed = await pollUntil(
         () => dunning.query(dunningStatusQuery),
         (s) => s.phase === 'recovered',
         `${tenant.id} recovered`,

@@ -1,16 +1,10 @@
 // A refund above the policy's approval threshold on the time-skipping server, with the real policy durations: it
 // waits for an operator, pages the next level when the refund incident's response time (P3, 4 hours) passes
 // unanswered, then refunds on approval — or tells the customer it was not approved.
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import type { WorkflowHandle } from '@temporalio/client';
-import { createPaystackGateway } from '../../activities/payments/paystack';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import type { IncidentStatus } from '../../domain/incident';
 import { parsePolicy } from '../../domain/policy';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   acknowledgeUpdate,
   approveStepUpdate,
@@ -19,70 +13,44 @@ import {
 } from '../../workflows/definitions';
 import { refundWorkflow } from '../../workflows/incidents/refund';
 import { insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput } from '../support/incidentFixtures';
-import { startPaystackFake, type PaystackFake } from '../support/paystackFake';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { testWorkerDependencies } from '../support/workerDeps';
+import { incidentInput, untilIncident } from '../support/incidentFixtures';
+import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { testEnv } from '../support/testRuntime';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 
 const MINUTE = 60_000;
 // NGN 10,000.00: refunds above it wait for a person.
 const policy = parsePolicy({ refund: { approvalAboveMinor: { NGN: 1_000_000 } } });
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
+let ts: TimeSkipping;
 let paystack: PaystackFake;
-let bundle: { code: string };
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
   paystack = await startPaystackFake();
-  deps = testWorkerDependencies({
-    gateways: {
-      paystack: createPaystackGateway({
-        secretKey: paystack.secretKey,
-        baseUrl: paystack.url,
-        timeoutSeconds: 5,
-      }),
-    },
-  });
-  bundle = workflowBundle();
+  ts = await startTimeSkipping({ gateways: { paystack: fakePaystackGateway(paystack) } });
 });
 
 afterAll(async () => {
-  await deps?.close();
+  await ts?.close();
   await paystack?.close();
-  await env?.teardown();
 });
 
 jest.setTimeout(300_000);
-
-function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
 
 /**
  * A pro tenant on Paystack with an active subscription and a NGN 50,000.00 payment made 3 days ago by the test
  * server's clock, which runs ahead of the database's once time has been skipped.
  */
 async function largePayment(): Promise<{ tenant: TestTenant; reference: string }> {
-  const now = new Date(await env.currentTimeMs());
-  const tenant = await insertTenant(deps.pool, 'pro', { processor: 'paystack' });
-  await deps.pool.query(
+  const now = new Date(await ts.env.currentTimeMs());
+  const tenant = await insertTenant(ts.deps.pool, 'pro', { processor: 'paystack' });
+  await ts.deps.pool.query(
     `INSERT INTO subscriptions (tenant_id, tier, status, current_period_start, current_period_end, processor)
      VALUES ($1, 'pro', 'active', $2::timestamptz - interval '3 days', $2::timestamptz + interval '27 days', 'paystack')`,
     [tenant.id, now],
   );
   const reference = `T-${tenant.id}`;
-  await deps.pool.query(
+  await ts.deps.pool.query(
     `INSERT INTO payment_transactions (tenant_id, processor, reference, status, amount_minor, currency, paid_at)
      VALUES ($1, 'paystack', $2, 'success', 5000000, 'NGN', $3::timestamptz - interval '3 days')`,
     [tenant.id, reference, now],
@@ -91,23 +59,9 @@ async function largePayment(): Promise<{ tenant: TestTenant; reference: string }
   return { tenant, reference };
 }
 
-async function until(
-  handle: WorkflowHandle,
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  // Real time, generous: a loaded machine can take many seconds to run a few activities.
-  for (let i = 0; i < 1200; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the incident never reached: ${what}`);
-}
-
 async function openRefund(taskQueue: string) {
   const { tenant, reference } = await largePayment();
-  const handle = await env.client.workflow.start(refundWorkflow, {
+  const handle = await ts.env.client.workflow.start(refundWorkflow, {
     workflowId: `incident-refund-${reference}`,
     taskQueue,
     args: [
@@ -123,7 +77,7 @@ async function openRefund(taskQueue: string) {
       ),
     ],
   });
-  const waiting = await until(handle, (s) => s.waitingForApproval !== null, 'waiting for approval');
+  const waiting = await untilIncident(handle, (s) => s.waitingForApproval !== null, 'waiting for approval');
   // Acknowledged, so only the unanswered approval escalates.
   await handle.executeUpdate(acknowledgeUpdate, { args: [{ operator: 'ada' }] });
   return { handle, tenant, reference, waiting };
@@ -135,7 +89,7 @@ const minutesAfter = (status: IncidentStatus, from: string, event: string) =>
     .map((e) => Math.round((Date.parse(e.at) - Date.parse(from)) / MINUTE));
 
 async function finish(handle: WorkflowHandle): Promise<IncidentStatus> {
-  await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+  await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
   await handle.executeUpdate(recordRootCauseUpdate, { args: [{ operator: 'ada', summary: 'goodwill' }] });
   return ((await handle.result()) as { status: IncidentStatus }).status;
 }
@@ -143,7 +97,7 @@ async function finish(handle: WorkflowHandle): Promise<IncidentStatus> {
 describe('refund approval above the policy threshold (time-skipping)', () => {
   it('waits for approval, pages the next level after 4 unanswered hours, and refunds once approved', async () => {
     const taskQueue = `refund-approve-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle, reference, waiting } = await openRefund(taskQueue);
       expect(waiting.waitingForApproval).toMatchObject({
@@ -152,11 +106,11 @@ describe('refund approval above the policy threshold (time-skipping)', () => {
       });
       expect(paystack.refunds().filter((r) => r.reference === reference)).toEqual([]);
 
-      await env.sleep(239 * MINUTE);
+      await ts.env.sleep(239 * MINUTE);
       let status = await handle.query(incidentStatusQuery);
       expect(status.timeline.some((e) => e.event === 'approval_overdue')).toBe(false);
-      await env.sleep(2 * MINUTE);
-      status = await until(
+      await ts.env.sleep(2 * MINUTE);
+      status = await untilIncident(
         handle,
         (s) => s.timeline.some((e) => e.event === 'approval_overdue'),
         'approval overdue',
@@ -175,7 +129,7 @@ describe('refund approval above the policy threshold (time-skipping)', () => {
       expect(paystack.refunds().filter((r) => r.reference === reference)).toMatchObject([
         { amount: 5_000_000 },
       ]);
-      const { rows } = await deps.pool.query<{ created_by: string; amount_minor: number }>(
+      const { rows } = await ts.deps.pool.query<{ created_by: string; amount_minor: number }>(
         `SELECT created_by, amount_minor FROM credits_adjustments WHERE workflow_id = $1`,
         [handle.workflowId],
       );
@@ -189,7 +143,7 @@ describe('refund approval above the policy threshold (time-skipping)', () => {
 
   it('declined: the customer is told it was not approved, and nothing is refunded', async () => {
     const taskQueue = `refund-decline-${Date.now()}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const { handle, tenant, reference } = await openRefund(taskQueue);
       await handle.executeUpdate(approveStepUpdate, {

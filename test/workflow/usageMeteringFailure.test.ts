@@ -2,15 +2,10 @@
 // every 2 hours (for up to 48 hours), each attempt a rollup_runs row; a P1 waits for an operator to release invoice
 // delivery, paging the next level each 30 minutes nobody answers; after 48 hours of failures the holds stay.
 import { randomUUID } from 'node:crypto';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
 import { createInvoicingActivities } from '../../activities/invoicing';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
 import type { TimeWindow } from '../../domain/rollups';
-import { createBillopsWorker } from '../../workers/createWorker';
-import type { WorkerDependencies } from '../../workers/dependencies';
 import {
   acknowledgeUpdate,
   approveStepUpdate,
@@ -20,54 +15,40 @@ import {
 } from '../../workflows/definitions';
 import { usageMeteringFailureWorkflow } from '../../workflows/incidents/usageMeteringFailure';
 import { insertTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 import {
   expectedRollups,
   generateUsageEvents,
   insertUsageEvents,
   readRollups,
 } from '../support/usageFixtures';
-import { testWorkerDependencies } from '../support/workerDeps';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const WINDOW: TimeWindow = { from: '2026-06-01T00:00:00.000Z', to: '2026-06-01T06:00:00.000Z' };
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
+let ts: TimeSkipping;
 let receivers: IncidentReceivers;
-let bundle: { code: string };
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
   receivers = await startIncidentReceivers();
-  deps = testWorkerDependencies({ incidents: receivers.incidents });
-  bundle = workflowBundle();
-  await deps.pool.query(
+  ts = await startTimeSkipping({ incidents: receivers.incidents });
+  await ts.deps.pool.query(
     `CREATE OR REPLACE FUNCTION billops_test_refuse_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
      BEGIN RAISE EXCEPTION 'rollup storage unavailable (test)'; END $$`,
   );
 });
 
 afterAll(async () => {
-  await deps?.close();
+  await ts?.close();
   await receivers?.close();
-  await env?.teardown();
 });
-
-function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
 
 /**
  * A tenant whose rollups lost half their hours: its open invoice was priced from what was left. A per-unit rate of
@@ -79,7 +60,7 @@ async function brokenTenant(): Promise<{
   expectedTotal: number;
   repair(): Promise<void>;
 }> {
-  const { pool } = deps;
+  const { pool } = ts.deps;
   const { id: tenantId } = await insertTenant(pool, 'pro');
   const meter = `ts_calls_${randomUUID().slice(0, 8)}`;
   await pool.query(
@@ -130,25 +111,11 @@ async function brokenTenant(): Promise<{
   };
 }
 
-/** Real-time wait until the workflow has done its work at this instant (skipping time before that trips the server). */
-async function until(
-  handle: { query: (q: typeof incidentStatusQuery) => Promise<IncidentStatus> },
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  for (let i = 0; i < 600; i++) {
-    const status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the incident never reached: ${what}`);
-}
-
 const attemptsDone = (s: IncidentStatus) =>
   s.stepsDone.filter((x) => x.name.startsWith('backfill rollups')).length;
 
 async function runsOf(workflowId: string) {
-  const { rows } = await deps.pool.query<{
+  const { rows } = await ts.deps.pool.query<{
     attempt: number;
     status: string;
     started_at: Date;
@@ -176,10 +143,10 @@ jest.setTimeout(300_000);
 describe('usage metering failure on the time-skipping server', () => {
   it('reruns the failed backfill at 0, 2 and 4 hours; a P1 waits for approval, escalating every 30 minutes unanswered; then delivery is released', async () => {
     const taskQueue = `metering-p1-${randomUUID().slice(0, 8)}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const broken = await brokenTenant();
     await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(usageMeteringFailureWorkflow, {
+      const handle = await ts.env.client.workflow.start(usageMeteringFailureWorkflow, {
         workflowId: `incident-usage_metering_failure-ts-${broken.tenantId}`,
         taskQueue,
         args: [
@@ -190,7 +157,7 @@ describe('usage metering failure on the time-skipping server', () => {
           ),
         ],
       });
-      let status = await until(
+      let status = await untilIncident(
         handle,
         (s) => s.currentStep?.startsWith('waiting to rerun') ?? false,
         'attempt 1',
@@ -210,15 +177,15 @@ describe('usage metering failure on the time-skipping server', () => {
       expect(status.stepsDone[5]?.detail).toContain('failed: rollup storage unavailable (test)');
       await handle.executeUpdate(acknowledgeUpdate, { args: [{ operator: 'ada' }] });
 
-      await env.sleep(2 * HOUR);
-      await until(
+      await ts.env.sleep(2 * HOUR);
+      await untilIncident(
         handle,
         (s) => attemptsDone(s) === 2 && !s.currentStep?.startsWith('backfill'),
         'attempt 2',
       );
       await broken.repair();
-      await env.sleep(2 * HOUR);
-      status = await until(handle, (s) => s.waitingForApproval !== null, 'approval requested');
+      await ts.env.sleep(2 * HOUR);
+      status = await untilIncident(handle, (s) => s.waitingForApproval !== null, 'approval requested');
       expect(await runsOf(handle.workflowId)).toEqual([
         {
           attempt: 1,
@@ -246,7 +213,7 @@ describe('usage metering failure on the time-skipping server', () => {
       // Corrected from the raw events, and held until someone approves.
       const invoice = async () =>
         (
-          await deps.pool.query<{
+          await ts.deps.pool.query<{
             total_minor: number;
             delivery_held: boolean;
             delivery_hold_changed_by: string;
@@ -261,10 +228,10 @@ describe('usage metering failure on the time-skipping server', () => {
 
       // Nobody answers: the next level is paged at 30 and 60 minutes after the question.
       const asked = status.waitingForApproval!.since;
-      await env.sleep(29 * MINUTE);
+      await ts.env.sleep(29 * MINUTE);
       expect((await handle.query(incidentStatusQuery)).escalationLevel).toBe(0);
-      await env.sleep(32 * MINUTE);
-      status = await until(handle, (s) => s.escalationLevel === 2, 'second escalation');
+      await ts.env.sleep(32 * MINUTE);
+      status = await untilIncident(handle, (s) => s.escalationLevel === 2, 'second escalation');
       expect(minutesAfter(status, 'approval_overdue', asked)).toEqual([30, 60]);
       const levels = receivers
         .pagerDutyEvents(handle.workflowId)
@@ -280,14 +247,14 @@ describe('usage metering failure on the time-skipping server', () => {
           { step: 'release invoice delivery', approved: true, operator: 'ada', reason: 'totals checked' },
         ],
       });
-      status = await until(
+      status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for the root-cause analysis',
         'resolved and closing',
       );
       expect(await invoice()).toMatchObject({ delivery_held: false, delivery_hold_changed_by: 'ada' });
       expect(status.resolution?.by).toBe('billops');
-      const { rows } = await deps.pool.query<{ line: string }>(
+      const { rows } = await ts.deps.pool.query<{ line: string }>(
         'SELECT line FROM decisions WHERE workflow_id = $1',
         [handle.workflowId],
       );
@@ -306,10 +273,10 @@ describe('usage metering failure on the time-skipping server', () => {
 
   it('stops rerunning after 48 hours: 25 attempts, the holds stay, and an operator resolves it', async () => {
     const taskQueue = `metering-exhausted-${randomUUID().slice(0, 8)}`;
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     const broken = await brokenTenant();
     await worker.runUntil(async () => {
-      const handle = await env.client.workflow.start(usageMeteringFailureWorkflow, {
+      const handle = await ts.env.client.workflow.start(usageMeteringFailureWorkflow, {
         workflowId: `incident-usage_data_corruption-ts-${broken.tenantId}`,
         taskQueue,
         args: [
@@ -320,12 +287,12 @@ describe('usage metering failure on the time-skipping server', () => {
           ),
         ],
       });
-      await until(handle, (s) => s.currentStep?.startsWith('waiting to rerun') ?? false, 'attempt 1');
+      await untilIncident(handle, (s) => s.currentStep?.startsWith('waiting to rerun') ?? false, 'attempt 1');
       for (let attempt = 2; attempt <= 25; attempt++) {
-        await env.sleep(2 * HOUR);
-        await until(handle, (s) => attemptsDone(s) === attempt, `attempt ${attempt}`);
+        await ts.env.sleep(2 * HOUR);
+        await untilIncident(handle, (s) => attemptsDone(s) === attempt, `attempt ${attempt}`);
       }
-      const status = await until(
+      const status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for an operator to resolve',
         'waiting for an operator',
@@ -340,13 +307,13 @@ describe('usage metering failure on the time-skipping server', () => {
       await handle.executeUpdate(resolveUpdate, {
         args: [{ operator: 'ada', summary: 'rollup storage moved; backfill to be rerun by hand' }],
       });
-      await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
-      const holds = await deps.pool.query<{ released_at: Date | null }>(
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+      const holds = await ts.deps.pool.query<{ released_at: Date | null }>(
         'SELECT released_at FROM billing_holds WHERE workflow_id = $1',
         [handle.workflowId],
       );
       expect(holds.rows).toEqual([{ released_at: null }]);
-      const invoice = await deps.pool.query<{ delivery_held: boolean }>(
+      const invoice = await ts.deps.pool.query<{ delivery_held: boolean }>(
         'SELECT delivery_held FROM invoices WHERE id = $1',
         [broken.invoiceId],
       );
@@ -355,7 +322,7 @@ describe('usage metering failure on the time-skipping server', () => {
       await handle.result();
       await broken.repair();
       // The rollups stay as they were left: nothing was written by a failed attempt.
-      expect((await readRollups(deps.pool, [broken.tenantId])).length).toBeGreaterThan(0);
+      expect((await readRollups(ts.deps.pool, [broken.tenantId])).length).toBeGreaterThan(0);
     });
   });
 });

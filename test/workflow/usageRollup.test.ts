@@ -1,20 +1,17 @@
 // The hourly usage rollup job on the time-skipping server with the real policy: reruns every 2 hours for 48 hours, each attempt in rollup_runs.
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, WorkflowFailedError } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import type { Pool, PoolClient } from 'pg';
 import { createRollupActivities } from '../../activities/rollups';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
 import { createPool } from '../../db/pool';
-import { createBillopsWorker } from '../../workers/createWorker';
 import { defaultPolicy } from '../../domain/policy';
 import { previousHours, rollupPolicyOf, type TimeWindow, type UsageRollupInput } from '../../domain/rollups';
 import { overageStatusQuery, rollupStatusQuery } from '../../workflows/definitions';
 import { usageRollupWorkflow } from '../../workflows/usageRollup';
 import { insertTenant } from '../support/dunningFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { testWorkerDependencies } from '../support/workerDeps';
+import { testEnv } from '../support/testRuntime';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 import {
   expectedRollups,
   generateUsageEvents,
@@ -27,31 +24,26 @@ const HOUR = 3_600_000;
 const WINDOW: TimeWindow = { from: '2026-11-01T10:00:00.000Z', to: '2026-11-01T12:00:00.000Z' };
 const METERS = ['api.calls', 'storage.gb_hours'];
 
-let env: TestWorkflowEnvironment;
+let ts: TimeSkipping;
 let pool: Pool;
-let bundle: { code: string };
 
 beforeAll(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
+  ts = await startTimeSkipping();
   pool = createPool(testEnv('databaseUrl'), { max: 4 });
-  bundle = workflowBundle();
 });
 
 afterAll(async () => {
   await pool?.end();
-  await env?.teardown();
+  await ts?.close();
 });
 
 /** The rollup activities alone, waiting at most 200 ms for a locked row so a blocked attempt fails fast. */
 async function rollupWorker(taskQueue: string): Promise<Worker> {
   return Worker.create({
-    connection: env.nativeConnection,
+    connection: ts.env.nativeConnection,
     namespace: 'default',
     taskQueue,
-    workflowBundle: bundle,
+    workflowBundle: ts.bundle,
     activities: createRollupActivities({ pool, lockTimeoutMs: 200 }),
   });
 }
@@ -145,7 +137,7 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
     const worker = await rollupWorker(taskQueue);
     const held = await holdRollupRow(tenantId, METERS[0]!, WINDOW.from);
     try {
-      const handle = await env.client.workflow.start(usageRollupWorkflow, {
+      const handle = await ts.env.client.workflow.start(usageRollupWorkflow, {
         workflowId,
         taskQueue,
         args: [input(tenantId, WINDOW)],
@@ -201,7 +193,7 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
     );
     const held = await holdRollupRow(tenantId, METERS[0]!, WINDOW.from);
     try {
-      const handle = await env.client.workflow.start(usageRollupWorkflow, {
+      const handle = await ts.env.client.workflow.start(usageRollupWorkflow, {
         workflowId,
         taskQueue,
         args: [input(tenantId, WINDOW)],
@@ -245,7 +237,7 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
 
   it('without a window, rolls up the lookback hours before the hour it started in', async () => {
     const { id: tenantId } = await insertTenant(pool, 'pro');
-    const now = await env.currentTimeMs();
+    const now = await ts.env.currentTimeMs();
     const hourStart = Math.floor(now / HOUR) * HOUR;
     // Two events in each of the last three hours and this one; only the two hours before this one count.
     const events: TestUsageEvent[] = [-3, -2, -1, 0].flatMap((h, i) =>
@@ -260,7 +252,7 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
     await insertUsageEvents(pool, events);
     const taskQueue = `rollup-${randomUUID()}`;
     const worker = await rollupWorker(taskQueue);
-    const handle = await env.client.workflow.start(usageRollupWorkflow, {
+    const handle = await ts.env.client.workflow.start(usageRollupWorkflow, {
       workflowId: `usage-rollup-lookback-${tenantId}`,
       taskQueue,
       args: [input(tenantId)],
@@ -276,7 +268,7 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
 
   it("hands new rollups to each capped tenant's overage enforcement for the month, which limits the tenant", async () => {
     // The shared time-skipping clock may be anywhere by now: work in the two hours before its current time.
-    const window = previousHours(await env.currentTimeMs(), 2);
+    const window = previousHours(await ts.env.currentTimeMs(), 2);
     const { id: tenantId } = await insertTenant(pool, 'pro');
     await insertUsageEvents(
       pool,
@@ -288,53 +280,42 @@ describe('usageRollupWorkflow on the time-skipping server', () => {
       tenantId,
       METERS[0],
     ]);
-    const deps = testWorkerDependencies();
     const taskQueue = `rollup-overage-${tenantId}`;
-    const worker = await createBillopsWorker({
-      connection: env.nativeConnection,
-      namespace: 'default',
-      taskQueue,
-      deps,
-      workflowBundle: bundle,
-    });
-    try {
-      const overageId = `overage-${tenantId}-${window.from.slice(0, 7)}`;
-      const status = await worker.runUntil(async () => {
-        await env.client.workflow.execute(usageRollupWorkflow, {
-          workflowId: `rollup-overage-${tenantId}`,
-          taskQueue,
-          args: [
-            {
-              window,
-              lookbackHours: 2,
-              tenants: [tenantId],
-              policy: rollupPolicyOf(defaultPolicy),
-              overage: { policy: defaultPolicy, measureEveryMinutes: 60 },
-            },
-          ],
-        });
-        const overage = env.client.workflow.getHandle(overageId);
-        let last: unknown;
-        for (let i = 0; i < 600; i++) {
-          const current = await overage
-            .query(overageStatusQuery)
-            .catch((err: Error) => void (last = err.message));
-          if (current) last = current;
-          if (current?.enforced === 'blocked') {
-            await overage.terminate('test done');
-            return current;
-          }
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error(`${overageId} never blocked the tenant: ${JSON.stringify(last)}`);
+    const worker = await ts.newWorker(taskQueue);
+    const overageId = `overage-${tenantId}-${window.from.slice(0, 7)}`;
+    const status = await worker.runUntil(async () => {
+      await ts.env.client.workflow.execute(usageRollupWorkflow, {
+        workflowId: `rollup-overage-${tenantId}`,
+        taskQueue,
+        args: [
+          {
+            window,
+            lookbackHours: 2,
+            tenants: [tenantId],
+            policy: rollupPolicyOf(defaultPolicy),
+            overage: { policy: defaultPolicy, measureEveryMinutes: 60 },
+          },
+        ],
       });
-      expect(status).toMatchObject({ tenantId, tier: 'pro', periodEnd, enforced: 'blocked' });
-      const controls = await pool.query('SELECT api_blocked FROM service_controls WHERE tenant_id = $1', [
-        tenantId,
-      ]);
-      expect(controls.rows).toEqual([{ api_blocked: true }]);
-    } finally {
-      await deps.close();
-    }
+      const overage = ts.env.client.workflow.getHandle(overageId);
+      let last: unknown;
+      for (let i = 0; i < 600; i++) {
+        const current = await overage
+          .query(overageStatusQuery)
+          .catch((err: Error) => void (last = err.message));
+        if (current) last = current;
+        if (current?.enforced === 'blocked') {
+          await overage.terminate('test done');
+          return current;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`${overageId} never blocked the tenant: ${JSON.stringify(last)}`);
+    });
+    expect(status).toMatchObject({ tenantId, tier: 'pro', periodEnd, enforced: 'blocked' });
+    const controls = await pool.query('SELECT api_blocked FROM service_controls WHERE tenant_id = $1', [
+      tenantId,
+    ]);
+    expect(controls.rows).toEqual([{ api_blocked: true }]);
   });
 });

@@ -2,26 +2,22 @@
 // failing is retried at 15 min, 45 min, 1 h 45, ... (intervals doubling up to a day) for exactly 7 days, then handed to
 // a person; one fixed on the way is applied once and the incident resolves itself. Signature failures are raised.
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
-import { Client as PgClient } from 'pg';
 import { recordRejected } from '../../client/ingress/webhooks/eventStore';
 import { readCaughtMail } from '../../client/runtime/mailCatcher';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
-import { migrate } from '../../db/migrate';
 import { parseDecisionLine } from '../../domain/decisions';
 import type { IncidentStatus } from '../../domain/incident';
-import { createBillopsWorker } from '../../workers/createWorker';
-import { createWorkerDependencies, type WorkerDependencies } from '../../workers/dependencies';
 import { incidentStatusQuery, recordRootCauseUpdate, resolveUpdate } from '../../workflows/definitions';
 import { webhookFailureWorkflow } from '../../workflows/incidents/webhookFailure';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
-import { incidentInput, startIncidentReceivers, type IncidentReceivers } from '../support/incidentFixtures';
-import { testEnv, workflowBundle } from '../support/testRuntime';
-import { TEST_OPS_EMAIL, TEST_PORTAL_URL } from '../support/workerDeps';
+import {
+  incidentInput,
+  startIncidentReceivers,
+  untilIncident,
+  type IncidentReceivers,
+} from '../support/incidentFixtures';
+import { privateDatabase, type PrivateDatabase } from '../support/privateDatabase';
+import { testEnv } from '../support/testRuntime';
+import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -31,64 +27,26 @@ const RETRY_MINUTES = [15, 45, 105, 225, 465, 945, 1905, 3345, 4785, 6225, 7665,
 
 const unique = () => randomUUID().replace(/-/g, '').slice(0, 12);
 
-let env: TestWorkflowEnvironment;
-let deps: WorkerDependencies;
+let ts: TimeSkipping;
 let receivers: IncidentReceivers;
-let bundle: { code: string };
 // A database of its own: the incident replays every failed event in its window, so no other suite's rows may be there.
-const database = `billops_whwf_${unique()}`;
+let database: PrivateDatabase;
 
 beforeAll(async () => {
-  const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${database}`);
-  await admin.end();
-  const url = new URL(testEnv('adminDatabaseUrl'));
-  url.pathname = `/${database}`;
-  await migrate(url.toString());
-
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: testEnv('testServer') } },
-  });
-  await ensureSearchAttributes(env.connection, 'default');
+  database = await privateDatabase('whwf');
   receivers = await startIncidentReceivers();
-  const scratch = mkdtempSync(join(tmpdir(), 'billops-webhook-incident-'));
-  deps = createWorkerDependencies({
-    databaseUrl: url.toString(),
-    smtpUrl: testEnv('smtpUrl'),
-    mailFrom: 'billops <billing@billops.test>',
-    billingPortalUrl: TEST_PORTAL_URL,
-    decisionsLogPath: join(scratch, 'DECISIONS.log'),
-    incidents: {
-      paging: { timeoutMs: 5_000 },
-      opsEmail: TEST_OPS_EMAIL,
-      reportsDir: join(scratch, 'incidents'),
-      ...receivers.incidents,
-    },
-    temporalClient: env.client,
+  ts = await startTimeSkipping({
+    databaseUrl: database.url,
+    incidents: receivers.incidents,
+    clientForActivities: true,
   });
-  bundle = workflowBundle();
 });
 
 afterAll(async () => {
-  await deps?.close();
+  await ts?.close();
   await receivers?.close();
-  await env?.teardown();
-  const admin = new PgClient({ connectionString: testEnv('adminDatabaseUrl') });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-  await admin.end();
+  await database?.drop();
 });
-
-function newWorker(taskQueue: string): Promise<Worker> {
-  return createBillopsWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    deps,
-    workflowBundle: bundle,
-  });
-}
 
 /**
  * A Stripe invoice.paid the ingress stored and could not process: the event names tenant `payer`, but our invoice for
@@ -96,7 +54,10 @@ function newWorker(taskQueue: string): Promise<Worker> {
  */
 async function storedFailingPayment(payer: TestTenant, owner: TestTenant) {
   const processorInvoiceId = `in_${unique()}`;
-  const invoice = await insertOpenInvoice(deps.pool, owner.id, { processor: 'stripe', processorInvoiceId });
+  const invoice = await insertOpenInvoice(ts.deps.pool, owner.id, {
+    processor: 'stripe',
+    processorInvoiceId,
+  });
   const eventId = `evt_${unique()}`;
   const paidAt = Math.floor(Date.now() / 1000) - 3600;
   const payload = {
@@ -118,7 +79,7 @@ async function storedFailingPayment(payer: TestTenant, owner: TestTenant) {
       },
     },
   };
-  await deps.pool.query(
+  await ts.deps.pool.query(
     `INSERT INTO webhook_events (provider, event_key, event_type, payload, signature_valid, status, attempts, error,
                                  received_at)
      VALUES ('stripe', $1, 'invoice.paid', $2::jsonb, true, 'failed', 1, 'InvoiceOwnerMismatchError: ...',
@@ -134,26 +95,11 @@ async function storedFailingPayment(payer: TestTenant, owner: TestTenant) {
 }
 
 async function eventRow(eventId: string) {
-  const { rows } = await deps.pool.query<{ status: string; attempts: number; tenant_id: string | null }>(
+  const { rows } = await ts.deps.pool.query<{ status: string; attempts: number; tenant_id: string | null }>(
     `SELECT status, attempts, tenant_id FROM webhook_events WHERE provider = 'stripe' AND event_key = $1`,
     [eventId],
   );
   return rows[0];
-}
-
-/** Real-time wait until the incident has done its t=0 work (skipping time before that trips the test server). */
-async function until(
-  handle: { query: (q: typeof incidentStatusQuery) => Promise<IncidentStatus> },
-  done: (s: IncidentStatus) => boolean,
-  what: string,
-): Promise<IncidentStatus> {
-  let status: IncidentStatus | undefined;
-  for (let i = 0; i < 600; i++) {
-    status = await handle.query(incidentStatusQuery);
-    if (done(status)) return status;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`the incident never reached: ${what}; its timeline: ${JSON.stringify(status?.timeline)}`);
 }
 
 /** What PagerDuty was told for the incident, trigger by trigger (a resolve carries no summary). */
@@ -169,7 +115,7 @@ const retryRounds = (status: IncidentStatus) =>
 
 async function openIncident(taskQueue: string) {
   const input = incidentInput('webhook_failure', {}, { key: `fp-${unique()}`, source: 'alertmanager' });
-  return env.client.workflow.start(webhookFailureWorkflow, {
+  return ts.env.client.workflow.start(webhookFailureWorkflow, {
     workflowId: `incident-webhook_failure-${input.key}`,
     taskQueue,
     args: [input],
@@ -181,21 +127,21 @@ jest.setTimeout(300_000);
 describe('webhook failure incident on the time-skipping server', () => {
   it('retries a failing event with increasing intervals; fixed after 20 h it is applied once at the 31 h 45 min round and billops resolves', async () => {
     const taskQueue = `webhook-incident-fixed-${unique()}`;
-    const [payer, owner] = [await insertTenant(deps.pool, 'pro'), await insertTenant(deps.pool, 'pro')];
+    const [payer, owner] = [await insertTenant(ts.deps.pool, 'pro'), await insertTenant(ts.deps.pool, 'pro')];
     const stored = await storedFailingPayment(payer, owner);
     // Two deliveries whose signature did not verify, as the ingress records them.
     await recordRejected(
-      deps.pool,
+      ts.deps.pool,
       'stripe',
       Buffer.from('{"id":"evt_forged","type":"invoice.paid"}'),
       'bad',
     );
-    await recordRejected(deps.pool, 'paystack', Buffer.from('{"event":"charge.success"}'), 'bad');
+    await recordRejected(ts.deps.pool, 'paystack', Buffer.from('{"event":"charge.success"}'), 'bad');
 
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const handle = await openIncident(taskQueue);
-      const opened = await until(
+      const opened = await untilIncident(
         handle,
         (s) => s.stepsDone.some((d) => d.name.startsWith('post to the status page')),
         'the first replay and reconciliation',
@@ -227,7 +173,7 @@ describe('webhook failure incident on the time-skipping server', () => {
       ]);
       expect(await eventRow(stored.eventId)).toMatchObject({ status: 'failed', attempts: 2 });
 
-      await env.sleep(20 * HOUR);
+      await ts.env.sleep(20 * HOUR);
       let status = await handle.query(incidentStatusQuery);
       expect(retryRounds(status).map((e) => minutesAfterOpen(status, e.at))).toEqual(
         RETRY_MINUTES.slice(0, 6),
@@ -235,9 +181,12 @@ describe('webhook failure incident on the time-skipping server', () => {
       expect(await eventRow(stored.eventId)).toMatchObject({ status: 'failed', attempts: 8 });
 
       // Someone corrects the tenant mapping; the next round (31 h 45 min after the opening) applies the payment.
-      await deps.pool.query('UPDATE invoices SET tenant_id = $2 WHERE id = $1', [stored.invoiceId, payer.id]);
-      await env.sleep(12 * HOUR);
-      status = await until(handle, (s) => s.phase === 'resolved', 'resolved by billops');
+      await ts.deps.pool.query('UPDATE invoices SET tenant_id = $2 WHERE id = $1', [
+        stored.invoiceId,
+        payer.id,
+      ]);
+      await ts.env.sleep(12 * HOUR);
+      status = await untilIncident(handle, (s) => s.phase === 'resolved', 'resolved by billops');
       expect(retryRounds(status).map((e) => minutesAfterOpen(status, e.at))).toEqual(
         RETRY_MINUTES.slice(0, 7),
       );
@@ -257,13 +206,14 @@ describe('webhook failure incident on the time-skipping server', () => {
         attempts: 9,
         tenant_id: payer.id,
       });
-      const { rows: invoices } = await deps.pool.query<{ status: string; paid_at: Date; tenant_id: string }>(
-        'SELECT status, paid_at, tenant_id FROM invoices WHERE id = $1',
-        [stored.invoiceId],
-      );
+      const { rows: invoices } = await ts.deps.pool.query<{
+        status: string;
+        paid_at: Date;
+        tenant_id: string;
+      }>('SELECT status, paid_at, tenant_id FROM invoices WHERE id = $1', [stored.invoiceId]);
       expect(invoices[0]).toMatchObject({ status: 'paid', tenant_id: payer.id });
       expect(invoices[0]!.paid_at.toISOString()).toBe(stored.paidAt);
-      await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
       const confirmations = readCaughtMail(testEnv('mailDir')).filter((m) =>
         m.to.includes(payer.billingEmail),
       );
@@ -277,7 +227,7 @@ describe('webhook failure incident on the time-skipping server', () => {
         'identified',
         'resolved',
       ]);
-      const { rows } = await deps.pool.query<{ line: string }>(
+      const { rows } = await ts.deps.pool.query<{ line: string }>(
         'SELECT line FROM decisions WHERE workflow_id = $1',
         [handle.workflowId],
       );
@@ -298,19 +248,19 @@ describe('webhook failure incident on the time-skipping server', () => {
 
   it('an event that never gets fixed: the last retry is at the 7-day mark, then the responders are paged and a person resolves', async () => {
     const taskQueue = `webhook-incident-expired-${unique()}`;
-    const [payer, owner] = [await insertTenant(deps.pool, 'pro'), await insertTenant(deps.pool, 'pro')];
+    const [payer, owner] = [await insertTenant(ts.deps.pool, 'pro'), await insertTenant(ts.deps.pool, 'pro')];
     const stored = await storedFailingPayment(payer, owner);
 
-    const worker = await newWorker(taskQueue);
+    const worker = await ts.newWorker(taskQueue);
     await worker.runUntil(async () => {
       const handle = await openIncident(taskQueue);
-      await until(
+      await untilIncident(
         handle,
         (s) => s.stepsDone.some((d) => d.name.startsWith('post to the status page')),
         'the first replay',
       );
-      await env.sleep(7 * DAY + HOUR);
-      let status = await until(
+      await ts.env.sleep(7 * DAY + HOUR);
+      let status = await untilIncident(
         handle,
         (s) => s.currentStep === 'waiting for an operator to resolve',
         'handed to a person',
@@ -328,7 +278,7 @@ describe('webhook failure incident on the time-skipping server', () => {
       );
       // 1 stored attempt + 14 rounds, and nothing after the window.
       expect(await eventRow(stored.eventId)).toMatchObject({ status: 'failed', attempts: 15 });
-      await env.sleep(2 * DAY);
+      await ts.env.sleep(2 * DAY);
       expect(retryRounds(await handle.query(incidentStatusQuery))).toHaveLength(RETRY_MINUTES.length);
       expect(await eventRow(stored.eventId)).toMatchObject({ status: 'failed', attempts: 15 });
 
@@ -341,8 +291,8 @@ describe('webhook failure incident on the time-skipping server', () => {
         ],
       });
       expect(status.resolution?.by).toBe('ada');
-      await until(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
-      const { rows } = await deps.pool.query<{ line: string }>(
+      await untilIncident(handle, (s) => s.currentStep === 'waiting for the root-cause analysis', 'closing');
+      const { rows } = await ts.deps.pool.query<{ line: string }>(
         'SELECT line FROM decisions WHERE workflow_id = $1',
         [handle.workflowId],
       );
