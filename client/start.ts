@@ -53,7 +53,8 @@ async function main(): Promise<void> {
   };
   // billops owns shutdown order (worker, ingress, then the servers they use), so the SDK must not react to signals itself.
   Runtime.install({ shutdownSignals: [], logger: new DefaultLogger('WARN') });
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  // SIGHUP too: a closed terminal or a wrapper (npm, timeout) that goes away must not leave the dev server behind.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => void stopAll(signal).then(() => process.exit(0)));
   }
   process.once('exit', () => supervisor.killAllNow());

@@ -115,6 +115,7 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
   });
   const key = (step: string) => `${info.workflowId}/${step}`;
   let dirty = true;
+  let handlersReady = false;
 
   // ---- Message handling ----
   // Signals never throw at the caller: a refused one is written to the timeline with its reason.
@@ -179,6 +180,8 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
     changed();
   });
   setHandler(alertFiredSignal, (req) => {
+    // The signal-with-start that opened the incident delivers one too, while the handlers are being set: not a repeat.
+    if (!handlersReady) return;
     note(state, Date.now(), 'alert_fired_again', req?.fingerprint);
     changed();
   });
@@ -221,6 +224,8 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
       },
     },
   );
+
+  handlersReady = true;
 
   // ---- The Web UI and the incidents row ----
   const attributes = [
