@@ -19,4 +19,4 @@ ENV NODE_ENV=production \
 USER node
 
 EXPOSE 8080
-CMD ["node_modules/.bin/tsx", "workers/main.ts"]
+CMD ["node", "--import", "tsx", "workers/main.ts"]

@@ -94,7 +94,7 @@ describe('docker-compose.yml', () => {
       expect.arrayContaining([expect.objectContaining({ target: 8080, published: '8080' })]),
     );
     expect(ingress?.environment).toMatchObject({ INGRESS_HOST: '0.0.0.0', INGRESS_PORT: '8080' });
-    expect(ingress?.command).toEqual(['node_modules/.bin/tsx', 'client/ingress/main.ts']);
+    expect(ingress?.command).toEqual(['node', '--import', 'tsx', 'client/ingress/main.ts']);
   });
 
   it('runs Temporal on the postgresql service', () => {
@@ -116,7 +116,7 @@ describe('docker-compose.yml', () => {
       SMTP_URL: 'smtp://mailpit:1025',
     });
     expect(worker?.build?.context).toBe(root);
-    expect(worker?.command).toEqual(['node_modules/.bin/tsx', 'workers/main.ts']);
+    expect(worker?.command).toEqual(['node', '--import', 'tsx', 'workers/main.ts']);
   });
 
   describe('a broken copy', () => {

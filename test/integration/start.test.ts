@@ -5,7 +5,9 @@ import { freePort, isPortOpen } from '../../client/runtime/processes';
 import { projectRoot } from '../../client/runtime/tools';
 import { testEnv } from '../support/testRuntime';
 
-const tsx = join(projectRoot, 'node_modules', '.bin', 'tsx');
+// As `npm start` runs it: node with tsx as a loader (no tsx parent process between the signal and billops).
+const node = process.execPath;
+const withTsx = ['--import', 'tsx'];
 const startScript = join(projectRoot, 'client', 'start.ts');
 
 /** The environment of a user with nothing billops-specific set. */
@@ -58,7 +60,7 @@ function descendants(pid: number): string[] {
 describe('npm start against configured servers', () => {
   it('uses TEMPORAL_ADDRESS, DATABASE_URL, SMTP_URL and Stripe settings, starts no servers of its own, and stops on SIGINT', async () => {
     const ingressPort = await freePort();
-    const child = spawn(tsx, [startScript], {
+    const child = spawn(node, [...withTsx, startScript], {
       env: cleanEnv({
         TEMPORAL_ADDRESS: testEnv('temporalAddress'),
         DATABASE_URL: testEnv('databaseUrl'),
@@ -81,7 +83,7 @@ describe('npm start against configured servers', () => {
       expect(await health.json()).toEqual({ status: 'ok', database: 'ok', temporal: 'ok' });
       // No server of its own anywhere below this process: no temporal, postgres or stripe-mock.
       const names = descendants(child.pid!);
-      expect(names.length).toBeGreaterThan(0); // tsx's node process, which runs start.ts
+      expect(names.length).toBeGreaterThan(0); // the node process that runs start.ts
       expect(names.filter((n) => /temporal|postgres|stripe/.test(n))).toEqual([]);
     } finally {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -92,7 +94,7 @@ describe('npm start against configured servers', () => {
   });
 
   it('stops with exit code 2 and one message listing every wrong variable, secrets never printed', () => {
-    const result = spawnSync(tsx, [startScript], {
+    const result = spawnSync(node, [...withTsx, startScript], {
       env: cleanEnv({
         INGRESS_PORT: 'eighty',
         STRIPE_SECRET_KEY: 'pk_live_secret_value',
@@ -110,7 +112,7 @@ describe('npm start against configured servers', () => {
 
   it('names the address it tried when Temporal is unreachable, and leaves nothing running', async () => {
     const port = await freePort();
-    const result = spawnSync(tsx, [startScript], {
+    const result = spawnSync(node, [...withTsx, startScript], {
       env: cleanEnv({
         TEMPORAL_ADDRESS: `127.0.0.1:${port}`,
         DATABASE_URL: testEnv('databaseUrl'),
