@@ -114,15 +114,24 @@ export async function findOrRecordFailedInvoice(
   tenant: WebhookTenant,
   failed: FailedProcessorInvoice,
 ): Promise<{ id: string; status: string }> {
-  const known = await findInvoice(pool, provider, failed);
+  // Our own ids first (metadata, the payment's reference); the processor's invoice id is looked up with the insert.
+  const known = await findInvoice(pool, provider, {
+    ourInvoiceId: failed.ourInvoiceId,
+    transactionReference: failed.transactionReference,
+  });
   if (known) return ownedBy(known, tenant, provider);
-  // A concurrent delivery of another event for the same invoice may insert it first: then read that row.
-  const inserted = await pool.query<InvoiceRow>(
-    `INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
-                           subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
-     VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)
-     ON CONFLICT ON CONSTRAINT invoices_processor_id_unique DO NOTHING
-     RETURNING id, tenant_id, status`,
+  // One round trip: insert the invoice, or read the one we hold under the processor's id.
+  const found = await pool.query<InvoiceRow>(
+    `WITH inserted AS (
+       INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
+                             subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
+       VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)
+       ON CONFLICT ON CONSTRAINT invoices_processor_id_unique DO NOTHING
+       RETURNING id, tenant_id, status)
+     SELECT id, tenant_id, status FROM inserted
+     UNION ALL
+     SELECT id, tenant_id, status FROM invoices WHERE processor = $2 AND processor_invoice_id = $3
+     LIMIT 1`,
     [
       tenant.id,
       provider,
@@ -135,8 +144,8 @@ export async function findOrRecordFailedInvoice(
       failed.hostedInvoiceUrl ?? null,
     ],
   );
-  // Inserted here: no second read (one round trip fewer on every new failed invoice).
-  if (inserted.rows[0]) return ownedBy(inserted.rows[0], tenant, provider);
+  if (found.rows[0]) return ownedBy(found.rows[0], tenant, provider);
+  // A concurrent delivery inserted it after this statement's snapshot was taken: read it now.
   const recorded = await findInvoice(pool, provider, { processorInvoiceId: failed.processorInvoiceId });
   if (!recorded)
     throw new Error(`invoice ${provider}/${failed.processorInvoiceId} was neither found nor recorded`);
