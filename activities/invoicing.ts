@@ -257,7 +257,7 @@ async function usageInPeriod(
   return rows;
 }
 
-interface RateRow {
+export interface RateRow {
   id: number;
   meter: string;
   tier: BillingTier | null;
@@ -269,6 +269,27 @@ interface RateRow {
   tiers: unknown;
 }
 
+/** Every rate column, graduated tiers rebuilt with their numbers as text (never through a double); append WHERE/ORDER. */
+export const RATES_SELECT = `SELECT r.id, r.meter, r.tier, r.tenant_id, r.currency, r.effective_from, r.pricing_model,
+       r.unit_price_minor::text AS unit_price_minor,
+       (SELECT jsonb_agg(jsonb_build_object('up_to', e ->> 'up_to', 'unit_price_minor', e ->> 'unit_price_minor')
+                         ORDER BY n)
+        FROM jsonb_array_elements(r.tiers) WITH ORDINALITY AS x (e, n)) AS tiers
+FROM rates r`;
+
+/** A rate row as the pricing code reads it; throws a PricingError when its pricing is not valid. */
+export function rateFromRow(row: RateRow): Rate {
+  return {
+    id: row.id,
+    meter: row.meter,
+    tier: row.tier,
+    tenantId: row.tenant_id,
+    currency: row.currency,
+    effectiveFrom: row.effective_from,
+    pricing: parsePricing(row.pricing_model, row.unit_price_minor, row.tiers),
+  };
+}
+
 /** Rate versions that can be in force at `at`; graduated tiers are rebuilt with their numbers as text, never a double. */
 async function ratesInForce(
   db: Pick<ClientBase, 'query'>,
@@ -278,26 +299,13 @@ async function ratesInForce(
 ): Promise<Rate[]> {
   if (meters.length === 0 || subjects.length === 0) return [];
   const { rows } = await db.query<RateRow>(
-    `SELECT r.id, r.meter, r.tier, r.tenant_id, r.currency, r.effective_from, r.pricing_model,
-            r.unit_price_minor::text AS unit_price_minor,
-            (SELECT jsonb_agg(jsonb_build_object('up_to', e ->> 'up_to', 'unit_price_minor', e ->> 'unit_price_minor')
-                              ORDER BY n)
-             FROM jsonb_array_elements(r.tiers) WITH ORDINALITY AS x (e, n)) AS tiers
-     FROM rates r
+    `${RATES_SELECT}
      WHERE r.meter = ANY($1) AND r.effective_from <= $2 AND (r.tenant_id = ANY($3) OR r.tier = ANY($4))`,
     [meters, at, [...new Set(subjects.map((s) => s.tenantId))], [...new Set(subjects.map((s) => s.tier))]],
   );
   return rows.map((row) => {
     try {
-      return {
-        id: row.id,
-        meter: row.meter,
-        tier: row.tier,
-        tenantId: row.tenant_id,
-        currency: row.currency,
-        effectiveFrom: row.effective_from,
-        pricing: parsePricing(row.pricing_model, row.unit_price_minor, row.tiers),
-      };
+      return rateFromRow(row);
     } catch (err) {
       if (!(err instanceof PricingError)) throw err;
       throw ApplicationFailure.nonRetryable(

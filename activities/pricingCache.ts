@@ -9,7 +9,6 @@ import { normalizeCurrency } from '../domain/money';
 import {
   describeLine,
   effectiveRate,
-  parsePricing,
   priceUsage,
   PricingError,
   type Rate,
@@ -17,6 +16,7 @@ import {
 } from '../domain/pricing';
 import { BILLING_TIERS, type BillingTier } from '../domain/policy';
 import { databaseUnavailable } from './databaseErrors';
+import { RATES_SELECT, rateFromRow, type RateRow } from './invoicing';
 
 export interface PricingCacheStatus {
   path: string;
@@ -62,33 +62,13 @@ const snapshotSchema = z.object({
   ),
 });
 
-interface RateRow {
-  id: number;
-  meter: string;
-  tier: BillingTier | null;
-  tenant_id: string | null;
-  currency: string;
-  effective_from: Date;
-  pricing_model: string;
-  unit_price_minor: string | null;
-  tiers: unknown;
-}
-
-// Numbers inside graduated tiers come back as text, as the invoicing code reads them: never through a double.
-const RATES_SQL = `SELECT r.id, r.meter, r.tier, r.tenant_id, r.currency, r.effective_from, r.pricing_model,
-       r.unit_price_minor::text AS unit_price_minor,
-       (SELECT jsonb_agg(jsonb_build_object('up_to', e ->> 'up_to', 'unit_price_minor', e ->> 'unit_price_minor')
-                         ORDER BY n)
-        FROM jsonb_array_elements(r.tiers) WITH ORDINALITY AS x (e, n)) AS tiers
-FROM rates r`;
-
 /** The cache itself, usable outside activities (a pricing endpoint in the worker or ingress). */
 export function createPricingCache(deps: { pool: Pool; cachePath: string; timeoutMs?: number }) {
   const timeoutMs = deps.timeoutMs ?? 5_000;
 
   async function fromDatabase(where: string, params: unknown[]): Promise<RateRow[]> {
     let timer: NodeJS.Timeout | undefined;
-    const query = deps.pool.query<RateRow>(`${RATES_SQL} ${where}`, params);
+    const query = deps.pool.query<RateRow>(`${RATES_SELECT} ${where}`, params);
     // A database that hangs is as unavailable as one that refuses: the lookup does not wait for it.
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -137,7 +117,7 @@ export function createPricingCache(deps: { pool: Pool; cachePath: string; timeou
       const invalid: number[] = [];
       for (const row of await fromDatabase('ORDER BY r.id', [])) {
         try {
-          rates.push(toRate(row));
+          rates.push(rateFromRow(row));
         } catch (err) {
           if (!(err instanceof PricingError)) throw err;
           invalid.push(row.id);
@@ -167,7 +147,7 @@ export function createPricingCache(deps: { pool: Pool; cachePath: string; timeou
           'WHERE r.meter = ANY($1) AND (r.tenant_id = ANY($2) OR r.tier = ANY($3))',
           [meters, [...new Set(subjects.map((s) => s.tenantId))], [...new Set(subjects.map((s) => s.tier))]],
         );
-        return { rates: rows.map(toRate), source: 'database', cacheTakenAt: null };
+        return { rates: rows.map(rateFromRow), source: 'database', cacheTakenAt: null };
       } catch (err) {
         const why = databaseUnavailable(err);
         if (!why) throw err;
@@ -238,17 +218,5 @@ export function createPricingCacheActivities(deps: { pool: Pool; cachePath: stri
         cacheTakenAt: answer.cacheTakenAt,
       };
     },
-  };
-}
-
-function toRate(row: RateRow): Rate {
-  return {
-    id: row.id,
-    meter: row.meter,
-    tier: row.tier,
-    tenantId: row.tenant_id,
-    currency: row.currency,
-    effectiveFrom: row.effective_from,
-    pricing: parsePricing(row.pricing_model, row.unit_price_minor, row.tiers),
   };
 }

@@ -1,6 +1,5 @@
 // The processors' side of `billops reconcile`: every Stripe charge or Paystack transaction created in a time range, read through their APIs and validated with zod.
 import { ApplicationFailure } from '@temporalio/common';
-import axios, { type AxiosInstance } from 'axios';
 import Stripe from 'stripe';
 import { z } from 'zod';
 import { createPaystackGateway, type PaystackGatewayOptions } from '../activities/payments/paystack';
@@ -212,45 +211,20 @@ export function createPaystackLedger(options: PaystackLedgerOptions): ProviderLe
   const pageSize = options.pageSize ?? 100;
   // Verifying a reference is the payment activities' own call: the same request, answers and failures.
   const gateway = createPaystackGateway(options);
-  const http: AxiosInstance = axios.create({
-    baseURL: options.baseUrl.replace(/\/+$/, ''),
-    timeout: options.timeoutSeconds * 1000,
-    headers: { Authorization: `Bearer ${options.secretKey}`, Accept: 'application/json' },
-    // Every status is answered here, so no AxiosError (which carries our headers) reaches a caller.
-    validateStatus: () => true,
-    maxRedirects: 0,
-  });
-
+  // The gateway's own call: the same key handling, retryable and non-retryable failures as every Paystack request.
   async function page(from: Date, to: Date, number: number): Promise<z.infer<typeof paystackPageSchema>> {
     const what = `Paystack GET /transaction (page ${number})`;
-    let response: { status: number; data: unknown };
-    try {
-      response = await http.get('/transaction', {
-        params: { from: from.toISOString(), to: to.toISOString(), perPage: pageSize, page: number },
-      });
-    } catch (error) {
-      const detail = axios.isAxiosError(error)
-        ? `${error.code ?? 'network error'}: ${error.message}`
-        : String(error);
-      throw ApplicationFailure.retryable(`${what} did not answer (${detail})`, 'ProcessorUnavailable');
-    }
-    const parsed = paystackPageSchema.safeParse(response.data);
-    const message = parsed.success ? parsed.data.message : 'no Paystack message';
-    if (response.status === 401 || response.status === 403) {
+    const query = new URLSearchParams({
+      from: from.toISOString(),
+      to: to.toISOString(),
+      perPage: String(pageSize),
+      page: String(number),
+    });
+    const answer = await gateway.request('GET', `/transaction?${query.toString()}`);
+    const parsed = paystackPageSchema.safeParse(answer.envelope);
+    if (!parsed.success || !parsed.data.status || answer.httpStatus >= 300) {
       throw ApplicationFailure.nonRetryable(
-        `Paystack refused the secret key (HTTP ${response.status}: ${message}): check PAYSTACK_SECRET_KEY`,
-        'ProcessorAuthFailed',
-      );
-    }
-    if (response.status === 429 || response.status >= 500) {
-      throw ApplicationFailure.retryable(
-        `${what} answered HTTP ${response.status} (${message})`,
-        'ProcessorUnavailable',
-      );
-    }
-    if (!parsed.success || !parsed.data.status || response.status >= 300) {
-      throw ApplicationFailure.nonRetryable(
-        `${what} answered HTTP ${response.status}: ${message}`,
+        `${what} answered HTTP ${answer.httpStatus}: ${answer.envelope.message}`,
         'ProcessorRejected',
       );
     }

@@ -154,7 +154,7 @@ export interface PaystackGateway {
 /** Paystack's envelope `{ status, message, data }` with the HTTP status it came with. */
 export interface PaystackAnswer {
   httpStatus: number;
-  envelope: { status: boolean; message: string; data?: unknown };
+  envelope: { status: boolean; message: string; data?: unknown; meta?: unknown };
 }
 
 export interface PaystackGatewayOptions {
@@ -166,7 +166,13 @@ export interface PaystackGatewayOptions {
   timeoutSeconds: number;
 }
 
-const envelopeSchema = z.object({ status: z.boolean(), message: z.string(), data: z.unknown().optional() });
+// `meta` carries a list's paging (page, pageCount).
+const envelopeSchema = z.object({
+  status: z.boolean(),
+  message: z.string(),
+  data: z.unknown().optional(),
+  meta: z.unknown().optional(),
+});
 
 const transactionSchema = z.object({
   reference: z.string().min(1),

@@ -115,7 +115,14 @@ export function createBillopsMetrics(
   const settledTotals = options.settledTotals;
   // What the database said at the last scrape, per series; a read that fails leaves it (and the counters) as it was.
   const lastSeen = new Map<string, number>();
-  const readTotals = () => (settledTotals ? settledTotals().catch(() => null) : Promise.resolve(null));
+  // Both counters collect in the same scrape: they share one read of the database, not two.
+  let reading: Promise<SettledTotals | null> | null = null;
+  const readTotals = () => {
+    reading ??= (settledTotals ? settledTotals().catch(() => null) : Promise.resolve(null)).finally(() => {
+      reading = null;
+    });
+    return reading;
+  };
   const advance = (series: string, total: number, inc: (by: number) => void) => {
     const grown = total - (lastSeen.get(series) ?? 0);
     if (grown > 0) inc(grown);

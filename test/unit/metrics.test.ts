@@ -252,8 +252,10 @@ describe('createBillopsMetrics', () => {
       },
     ];
     let scrape = 0;
+    let queries = 0;
     const metrics = createBillopsMetrics(new Registry(), {
       settledTotals: async () => {
+        queries += 1;
         const read = reads[Math.min(scrape, reads.length - 1)]!;
         if (read instanceof Error) throw read;
         return read;
@@ -275,6 +277,8 @@ describe('createBillopsMetrics', () => {
     expect(text).toContain('payment_transactions_total{processor="stripe",status="failed"} 3');
     expect(text).toContain('dunning_lifecycles_closed_total{outcome="recovered"} 6');
     expect(text).toContain('dunning_lifecycles_closed_total{outcome="deleted"} 1');
+    // One database read per scrape serves both counters.
+    expect(queries).toBe(3);
   });
 
   it('shows recorded values with their labels', async () => {
