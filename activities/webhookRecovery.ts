@@ -160,7 +160,7 @@ export function createWebhookRecoveryActivities(deps: WebhookRecoveryDependencie
       return { ...base, outcome: 'skipped', reason: 'a delivery is acting on it right now' };
     }
     try {
-      const done = await actOn(ctx, event);
+      const done = await actOn(ctx, event, claim.tenant);
       await finishEvent(pool, claim.rowId, done);
       const payment = done.status === 'processed' ? paymentIn(event.provider, event.type, body) : undefined;
       return {

@@ -37,10 +37,14 @@ const OPTIONS = {
   repeat: { min: 1, default: 2 },
   // Untimed deliveries per side first: JIT, keep-alive sockets and pool connections warm.
   warmup: { min: 0, default: 300 },
+  // Deliveries per paced run: the latency at a steady rate both sides carry, instead of at saturation.
+  'paced-events': { min: 100, default: 600 },
+  // The paced rate, in percent of the bare side's saturated throughput measured just before.
+  'paced-load': { min: 5, max: 95, default: 50 },
 };
 
 export const WEBHOOKS_USAGE =
-  'npm run bench -- webhooks [--events N] [--concurrency N] [--repeat N] [--warmup N]';
+  'npm run bench -- webhooks [--events N] [--concurrency N] [--repeat N] [--warmup N] [--paced-events N] [--paced-load PERCENT]';
 
 const NAMESPACE = 'default';
 const TASK_QUEUE = 'billops-bench-webhooks';
@@ -50,6 +54,12 @@ const AMOUNT_MINOR = 4_900;
 const DAY_SECONDS = 86_400;
 
 type Side = 'bare' | 'ingress';
+
+/** Saturated: a fixed number of calls always in flight. Paced: calls due at a steady rate, however many are open. */
+type Load = { kind: 'saturated'; events: number } | { kind: 'paced'; events: number; perSecond: number };
+
+/** A paced run that has this many calls open has fallen behind its rate for good: it stops with a message. */
+const MAX_IN_FLIGHT = 512;
 
 /** Time spent in one kind of call, as the ingress makes it. */
 interface Meter {
@@ -62,6 +72,8 @@ interface Run {
   events: number;
   ms: number;
   latencies: Float64Array;
+  /** Paced runs: the most calls open at once. */
+  maxInFlight?: number;
   /** Ingress runs: PostgreSQL queries and signalWithStart calls made while the run lasted. */
   db?: Meter;
   temporal?: Meter;
@@ -148,9 +160,8 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
 type Options = Record<keyof typeof OPTIONS, number>;
 
 async function measure(db: ScratchDatabase, connection: Connection, temporalPid: number, opts: Options) {
-  const rounds = opts.repeat;
   // Run 0 is the warm-up; each run has its own tenants, so every delivery starts a new lifecycle.
-  await insertTenants(db.url, rounds, opts);
+  await insertTenants(db.url, opts);
   const cpu = await CpuMeter.start(db.url, temporalPid);
 
   const bareClient = new Client({ connection, namespace: NAMESPACE });
@@ -188,73 +199,93 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
       stripeWebhookSecret: STRIPE_SECRET,
     },
   });
-  const agent = new Agent({ keepAlive: true, maxSockets: opts.concurrency });
+  // Sockets enough for every paced call in flight: a call waiting for a socket would time the benchmark, not the ingress.
+  const agent = new Agent({ keepAlive: true, maxSockets: MAX_IN_FLIGHT });
   try {
     const port = await freePort();
     await app.listen({ host: '127.0.0.1', port });
     progress(`ingress listening on http://127.0.0.1:${port}; ${opts.concurrency} deliveries at a time`);
 
-    const timedRun = async (side: Side, run: number, count: number): Promise<Run> => {
-      const before = await cpu.sample();
-      const result = await sides[side](run, count);
-      return { ...result, cpu: CpuMeter.since(await cpu.sample(), before) };
-    };
-    const sides: Record<Side, (run: number, count: number) => Promise<Run>> = {
-      bare: (run, count) =>
-        drive('bare', count, opts.concurrency, (i) => {
-          const input = bareInput(run, i);
-          return async () => {
-            await startOrJoinDunning(bareClient, TASK_QUEUE, input);
-          };
-        }),
-      ingress: async (run, count) => {
-        const before = { db: { ...queries }, temporal: { ...temporal } };
-        const result = await drive('ingress', count, opts.concurrency, (i) => {
-          const delivery = stripeDelivery(run, i);
-          return () => deliver(agent, port, delivery);
-        });
-        return { ...result, db: since(queries, before.db), temporal: since(temporal, before.temporal) };
+    /** A side's calls as thunks: the request (payload, signature) is built outside the timing. */
+    const calls: Record<Side, (run: number) => (i: number) => () => Promise<void>> = {
+      bare: (run) => (i) => {
+        const input = bareInput(run, i);
+        return async () => {
+          await startOrJoinDunning(bareClient, TASK_QUEUE, input);
+        };
       },
+      ingress: (run) => (i) => {
+        const delivery = stripeDelivery(run, i);
+        return () => deliver(agent, port, delivery);
+      },
+    };
+    const timedRun = async (side: Side, run: number, load: Load): Promise<Run> => {
+      const before = { cpu: await cpu.sample(), db: { ...queries }, temporal: { ...temporal } };
+      const result =
+        load.kind === 'saturated'
+          ? await drive(side, load.events, opts.concurrency, calls[side](run))
+          : await pace(side, load.events, load.perSecond, calls[side](run));
+      const metered =
+        side === 'ingress'
+          ? { db: since(queries, before.db), temporal: since(temporal, before.temporal) }
+          : {};
+      return { ...result, ...metered, cpu: CpuMeter.since(await cpu.sample(), before.cpu) };
+    };
+    // Rounds in ABBA order (bare first and last), so a drift of the machine or the dev server weighs on both sides.
+    const rounds = async (first: number, load: Load): Promise<Run[]> => {
+      const runs: Run[] = [];
+      for (let r = 1; r <= opts.repeat; r++) {
+        const turn: Side[] = r % 2 === 1 ? ['bare', 'ingress'] : ['ingress', 'bare'];
+        for (const side of turn) {
+          const run = await timedRun(side, first + r - 1, load);
+          runs.push(run);
+          const s = summarise([run]);
+          progress(
+            `${load.kind} ${side} run ${r}: ${run.events} events in ${(run.ms / 1000).toFixed(2)} s, ` +
+              `${s.eventsPerSecond}/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
+          );
+        }
+      }
+      return runs;
     };
 
     if (opts.warmup > 0) {
       progress(`warm-up: ${opts.warmup} events each side, untimed`);
-      await sides.bare(0, opts.warmup);
-      await sides.ingress(0, opts.warmup);
+      await drive('bare', opts.warmup, opts.concurrency, calls.bare(0));
+      await drive('ingress', opts.warmup, opts.concurrency, calls.ingress(0));
     }
-    const order: Side[] = [];
-    const runs: Run[] = [];
-    for (let r = 1; r <= rounds; r++) {
-      const turn: Side[] = r % 2 === 1 ? ['bare', 'ingress'] : ['ingress', 'bare'];
-      for (const side of turn) {
-        const run = await timedRun(side, r, opts.events);
-        order.push(side);
-        runs.push(run);
-        const s = summarise([run]);
-        progress(
-          `${side} run ${r}: ${run.events} events in ${(run.ms / 1000).toFixed(2)} s, ${s.eventsPerSecond}/s, ` +
-            `p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
-        );
-      }
-    }
-
-    const verified = await verify(db.url, bareClient, rounds, opts);
-    const bare = summarise(runs.filter((run) => run.side === 'bare'));
-    const ingressRuns = runs.filter((run) => run.side === 'ingress');
+    progress(`saturated: ${opts.concurrency} calls in flight on each side`);
+    const saturatedRuns = await rounds(1, { kind: 'saturated', events: opts.events });
+    const bare = summarise(saturatedRuns.filter((run) => run.side === 'bare'));
+    const ingressRuns = saturatedRuns.filter((run) => run.side === 'ingress');
     const ingress = summarise(ingressRuns);
-    const bareCpu = cpuPerEvent(runs.filter((run) => run.side === 'bare'));
+
+    const perSecond = Math.max(1, Math.round((bare.eventsPerSecond * opts['paced-load']) / 100));
+    progress(
+      `paced: ${perSecond} calls a second on each side (${opts['paced-load']} % of the bare throughput)`,
+    );
+    const pacedRuns = await rounds(1 + opts.repeat, {
+      kind: 'paced',
+      events: opts['paced-events'],
+      perSecond,
+    });
+    const pacedBare = summarise(pacedRuns.filter((run) => run.side === 'bare'));
+    const pacedIngressRuns = pacedRuns.filter((run) => run.side === 'ingress');
+    const pacedIngress = summarise(pacedIngressRuns);
+
+    const verified = await verify(db.url, bareClient, opts);
+    const bareCpu = cpuPerEvent(saturatedRuns.filter((run) => run.side === 'bare'));
     const ingressCpu = cpuPerEvent(ingressRuns);
     const ratios = {
       ingressOverBare: round(ingress.eventsPerSecond / bare.eventsPerSecond),
       // The throughput ratio to expect where the machine's CPU is what limits both sides.
       cpuBareOverIngress: round(bareCpu.total / ingressCpu.total),
     };
-    const addedP99Ms = round(ingress.p99Ms - bare.p99Ms, 2);
+    const addedP99Ms = round(pacedIngress.p99Ms - pacedBare.p99Ms, 2);
     return {
       eventsPerRun: opts.events,
       concurrency: opts.concurrency,
       warmupEvents: opts.warmup,
-      order,
       bare: {
         call: 'client.workflow.signalWithStart (startOrJoinDunning)',
         ...bare,
@@ -267,7 +298,20 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
         perEvent: perEvent(ingressRuns, ingress.meanMs),
       },
       ratios,
-      addedP50Ms: round(ingress.p50Ms - bare.p50Ms, 2),
+      saturatedAddedP50Ms: round(ingress.p50Ms - bare.p50Ms, 2),
+      saturatedAddedP99Ms: round(ingress.p99Ms - bare.p99Ms, 2),
+      paced: {
+        perSecond,
+        loadPercentOfBare: opts['paced-load'],
+        eventsPerRun: opts['paced-events'],
+        bare: { ...latencyOnly(pacedBare), maxInFlight: maxInFlight(pacedRuns, 'bare') },
+        ingress: {
+          ...latencyOnly(pacedIngress),
+          maxInFlight: maxInFlight(pacedRuns, 'ingress'),
+          perEvent: perEvent(pacedIngressRuns, pacedIngress.meanMs),
+        },
+      },
+      addedP50Ms: round(pacedIngress.p50Ms - pacedBare.p50Ms, 2),
       addedP99Ms,
       goalsMet: {
         ingressOverBare: ratios.ingressOverBare >= GOALS.ingressOverBare,
@@ -307,6 +351,52 @@ async function drive(
     }),
   );
   return { side, events: count, ms: performance.now() - t0, latencies };
+}
+
+/**
+ * Open loop: call i is due `i / perSecond` seconds after the start and is sent then, whatever is still open, and its
+ * latency counts from when it was due. A stall thus delays the calls due during it rather than hiding them, as a
+ * closed loop would (coordinated omission).
+ */
+async function pace(
+  side: Side,
+  count: number,
+  perSecond: number,
+  prepare: (i: number) => () => Promise<void>,
+): Promise<Run> {
+  const latencies = new Float64Array(count);
+  const interval = 1000 / perSecond;
+  const open = new Set<Promise<void>>();
+  let maxInFlight = 0;
+  let failure: unknown;
+  const t0 = performance.now();
+  for (let i = 0; i < count && failure === undefined; i++) {
+    const call = prepare(i);
+    const due = t0 + i * interval;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (open.size >= MAX_IN_FLIGHT) {
+      await Promise.allSettled(open);
+      throw new Error(
+        `the ${side} side fell behind ${perSecond} calls a second (${MAX_IN_FLIGHT} open at once): lower --paced-load`,
+      );
+    }
+    const sent: Promise<void> = call().then(
+      () => {
+        latencies[i] = performance.now() - due;
+        open.delete(sent);
+      },
+      (err: unknown) => {
+        failure ??= err;
+        open.delete(sent);
+      },
+    );
+    open.add(sent);
+    maxInFlight = Math.max(maxInFlight, open.size);
+  }
+  await Promise.all(open);
+  if (failure !== undefined) throw failure;
+  return { side, events: count, ms: performance.now() - t0, latencies, maxInFlight };
 }
 
 // ---- The two sides' requests ----
@@ -404,21 +494,28 @@ function deliver(agent: Agent, port: number, delivery: Delivery): Promise<void> 
 
 // ---- Setup and checks ----
 
-/** One pro tenant on Stripe per ingress delivery, in one statement: run 0 (the warm-up) and each timed run. */
-async function insertTenants(url: string, rounds: number, opts: Options): Promise<void> {
+/** Deliveries per side: the warm-up, the saturated runs and the paced runs. */
+const perSide = (opts: Options) => opts.warmup + opts.repeat * (opts.events + opts['paced-events']);
+
+/**
+ * One pro tenant on Stripe per ingress delivery, in one statement: run 0 is the warm-up, runs 1..repeat the saturated
+ * ones, the next `repeat` runs the paced ones.
+ */
+async function insertTenants(url: string, opts: Options): Promise<void> {
   const admin = benchClient(url, 'billops-bench-admin');
   await admin.connect();
   try {
-    const total = opts.warmup + rounds * opts.events;
+    const total = perSide(opts);
     progress(`inserting ${total} tenants`);
     await admin.query(
       `INSERT INTO tenants (id, name, tier, email, billing_email, payment_processor)
        SELECT id, 'Bench tenant ' || id, 'pro', 'ops@' || id || '.bench.example',
               'billing@' || id || '.bench.example', 'stripe'
        FROM (SELECT 'bench-w' || run || '-' || lpad(i::text, 7, '0') AS id
-             FROM generate_series(0, $1::int) AS run,
-                  LATERAL generate_series(0, CASE WHEN run = 0 THEN $2::int ELSE $3::int END - 1) AS i) AS ids`,
-      [rounds, opts.warmup, opts.events],
+             FROM generate_series(0, 2 * $1::int) AS run,
+                  LATERAL generate_series(
+                    0, CASE WHEN run = 0 THEN $2::int WHEN run <= $1::int THEN $3::int ELSE $4::int END - 1) AS i) AS ids`,
+      [opts.repeat, opts.warmup, opts.events, opts['paced-events']],
     );
     await admin.query('VACUUM ANALYZE tenants');
   } finally {
@@ -427,8 +524,8 @@ async function insertTenants(url: string, rounds: number, opts: Options): Promis
 }
 
 /** Every delivery stored as processed, and one running lifecycle per call on either side. */
-async function verify(url: string, client: Client, rounds: number, opts: Options) {
-  const perSide = opts.warmup + rounds * opts.events;
+async function verify(url: string, client: Client, opts: Options) {
+  const delivered = perSide(opts);
   const admin = benchClient(url, 'billops-bench-admin');
   await admin.connect();
   let processed: number;
@@ -440,15 +537,15 @@ async function verify(url: string, client: Client, rounds: number, opts: Options
   } finally {
     await admin.end();
   }
-  if (processed !== perSide) {
-    throw new Error(`${processed} webhook events are stored as processed, ${perSide} were delivered`);
+  if (processed !== delivered) {
+    throw new Error(`${processed} webhook events are stored as processed, ${delivered} were delivered`);
   }
   const query = `WorkflowType = 'dunningWorkflow' AND ExecutionStatus = 'Running'`;
   const deadline = Date.now() + 30_000;
   let running = 0;
-  while ((running = (await client.workflow.count(query)).count) !== 2 * perSide) {
+  while ((running = (await client.workflow.count(query)).count) !== 2 * delivered) {
     if (Date.now() > deadline) {
-      throw new Error(`${running} dunning lifecycles are running, ${2 * perSide} were started`);
+      throw new Error(`${running} dunning lifecycles are running, ${2 * delivered} were started`);
     }
     await new Promise((r) => setTimeout(r, 250));
   }
@@ -579,6 +676,21 @@ function summarise(runs: Run[]) {
     runsEventsPerSecond: runs.map((run) => Math.round(run.events / (run.ms / 1000))),
   };
 }
+
+/** The latency figures of a summary, for paced runs (whose throughput is the rate they were given). */
+function latencyOnly(s: ReturnType<typeof summarise>) {
+  return {
+    events: s.events,
+    meanMs: s.meanMs,
+    p50Ms: s.p50Ms,
+    p90Ms: s.p90Ms,
+    p99Ms: s.p99Ms,
+    maxMs: s.maxMs,
+  };
+}
+
+const maxInFlight = (runs: Run[], side: Side) =>
+  Math.max(...runs.filter((run) => run.side === side).map((run) => run.maxInFlight ?? 0));
 
 /** Where an ingress delivery's time goes: PostgreSQL, the signalWithStart call, and the rest (HTTP, verify, parse). */
 function perEvent(runs: Run[], meanMs: number) {

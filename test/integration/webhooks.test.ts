@@ -537,6 +537,37 @@ describe('payment webhooks on the HTTP ingress', () => {
     ]);
   });
 
+  it('names the tenant on the stored event from its claim: a failed delivery’s row has it, an unknown tenant’s has none', async () => {
+    const customer = `cus_${unique()}`;
+    const named = await insertTenant(deps.pool, 'pro');
+    await deps.pool.query('UPDATE tenants SET stripe_customer_id = $2 WHERE id = $1', [named.id, customer]);
+    // Our record of the Stripe invoice belongs to another tenant, so acting on the event fails.
+    const owner = await insertTenant(deps.pool, 'pro');
+    const stripeInvoiceId = `in_${unique()}`;
+    await insertOpenInvoice(deps.pool, owner.id, {
+      processor: 'stripe',
+      processorInvoiceId: stripeInvoiceId,
+    });
+    const mismatchId = `evt_${unique()}`;
+    const unknownId = `evt_${unique()}`;
+
+    const mismatch = await postStripe(
+      stripeEvent('invoice.payment_failed', stripeInvoice({ id: stripeInvoiceId, customer }), mismatchId),
+    );
+    const unknown = await postStripe(
+      stripeEvent('invoice.payment_failed', stripeInvoice({ customer: `cus_${unique()}` }), unknownId),
+    );
+
+    expect(mismatch.statusCode).toBe(500);
+    const failedRow = await eventRow('stripe', mismatchId);
+    expect(failedRow).toMatchObject({ status: 'failed', tenant_id: named.id });
+    expect(failedRow!.error).toMatch(/^InvoiceOwnerMismatchError: /);
+    await expectNoWorkflow(named.id);
+    expect(unknown.statusCode).toBe(200);
+    expect(unknown.json()).toMatchObject({ status: 'ignored' });
+    expect(await eventRow('stripe', unknownId)).toMatchObject({ status: 'ignored', tenant_id: null });
+  });
+
   it('answers 503 naming the variable to set when a route has no secret', async () => {
     const unconfigured = await buildApp({ stripeWebhookSecret: undefined, paystackSecret: undefined });
     const body = stripeEvent('product.created', { id: 'prod_1' });

@@ -13,12 +13,7 @@ import {
 import { dunningWorkflowId, startOrJoinDunning } from '../../dunning';
 import { startIncident } from '../../incidents';
 import { paymentSucceededSignal } from '../../../workflows/definitions';
-import {
-  findOrRecordFailedInvoice,
-  recordInvoicePaid,
-  resolveTenant,
-  type WebhookTenant,
-} from './billingRecords';
+import { findOrRecordFailedInvoice, recordInvoicePaid, type WebhookTenant } from './billingRecords';
 import type { FinalStatus } from './eventStore';
 import type { TenantReference, VerifiedEvent, WebhookIntent, WebhookProvider } from './intents';
 
@@ -41,14 +36,18 @@ export interface ActionOutcome {
   tenantUnknown?: boolean;
 }
 
-export async function actOn(ctx: ActionContext, event: VerifiedEvent): Promise<ActionOutcome> {
+/** `tenant` is the tenant the event names, as claimEvent resolved it; undefined when none of ours matches. */
+export async function actOn(
+  ctx: ActionContext,
+  event: VerifiedEvent,
+  tenant: WebhookTenant | undefined,
+): Promise<ActionOutcome> {
   const intent: WebhookIntent = event.intent;
   switch (intent.kind) {
     case 'ignore':
       return { status: 'ignored', note: intent.reason };
     case 'storeForIncident': {
       // Kept for the incident workflows; a refund or an activation billops has not recorded yet opens its incident.
-      const tenant = await resolveTenant(ctx.pool, event.provider, intent.tenant);
       const stored: ActionOutcome = { status: 'stored_for_incident', tenantId: tenant?.id };
       if (!tenant || intent.category === 'dispute') return stored;
       const { rows } = await ctx.pool.query<{ payload: unknown }>(
@@ -112,7 +111,6 @@ export async function actOn(ctx: ActionContext, event: VerifiedEvent): Promise<A
       return { status: 'processed', tenantId: tenant.id, workflowId: handle.workflowId };
     }
     case 'paymentFailed': {
-      const tenant = await resolveTenant(ctx.pool, event.provider, intent.tenant);
       if (!tenant) return unknownTenant(event.provider, intent.tenant);
       const refusal = refusalFor(ctx.policy, tenant);
       if (refusal) return refusal;
@@ -143,7 +141,6 @@ export async function actOn(ctx: ActionContext, event: VerifiedEvent): Promise<A
       return { status: 'processed', tenantId: tenant.id, workflowId: handle.workflowId };
     }
     case 'paymentSucceeded': {
-      const tenant = await resolveTenant(ctx.pool, event.provider, intent.tenant);
       if (!tenant) return unknownTenant(event.provider, intent.tenant);
       const invoiceId = await recordInvoicePaid(ctx.pool, event.provider, tenant, intent.invoice);
       if (!invoiceId) {

@@ -2,12 +2,7 @@
 import type { Pool } from 'pg';
 import type { PaymentProcessorName } from '../../../domain/dunning';
 import type { BillingTier } from '../../../domain/policy';
-import type {
-  FailedProcessorInvoice,
-  PaidProcessorInvoice,
-  TenantReference,
-  WebhookProvider,
-} from './intents';
+import type { FailedProcessorInvoice, PaidProcessorInvoice, WebhookProvider } from './intents';
 
 export interface WebhookTenant {
   id: string;
@@ -22,7 +17,8 @@ export class InvoiceOwnerMismatchError extends Error {
   override name = 'InvoiceOwnerMismatchError';
 }
 
-interface TenantRow {
+/** The tenants columns a WebhookTenant is read from, as the claim statement returns them. */
+export interface TenantRow {
   id: string;
   name: string;
   tier: BillingTier;
@@ -35,32 +31,33 @@ const CUSTOMER_COLUMN: Record<WebhookProvider, string> = {
   paystack: 'paystack_customer_code',
 };
 
-/** metadata.tenant_id first, else the processor's customer mapped by the tenants table; undefined when neither is ours. */
-export async function resolveTenant(
-  pool: Pool,
+/**
+ * The tenant an event names, as one SELECT over the two placeholders given: metadata.tenant_id first, else the
+ * processor's customer mapped by the tenants table; no row when neither is ours (or both are NULL).
+ */
+export function namedTenantSql(
   provider: WebhookProvider,
-  ref: TenantReference,
-): Promise<WebhookTenant | undefined> {
-  const columns = 'id, name, tier, payment_processor, deleted_at';
-  const lookups: [string, string | undefined][] = [
-    [`SELECT ${columns} FROM tenants WHERE id = $1`, ref.metadataTenantId],
-    [`SELECT ${columns} FROM tenants WHERE ${CUSTOMER_COLUMN[provider]} = $1`, ref.customerId],
-  ];
-  for (const [sql, value] of lookups) {
-    if (value === undefined) continue;
-    const { rows } = await pool.query<TenantRow>(sql, [value]);
-    const row = rows[0];
-    if (row) {
-      return {
-        id: row.id,
-        name: row.name,
-        tier: row.tier,
-        processor: row.payment_processor,
-        deleted: row.deleted_at !== null,
-      };
-    }
-  }
-  return undefined;
+  metadataTenantIdParam: string,
+  customerIdParam: string,
+): string {
+  return `SELECT id, name, tier, payment_processor, deleted_at
+            FROM (SELECT 1 AS priority, id, name, tier, payment_processor, deleted_at
+                    FROM tenants WHERE id = ${metadataTenantIdParam}
+                  UNION ALL
+                  SELECT 2, id, name, tier, payment_processor, deleted_at
+                    FROM tenants WHERE ${CUSTOMER_COLUMN[provider]} = ${customerIdParam}) named
+           ORDER BY priority
+           LIMIT 1`;
+}
+
+export function webhookTenant(row: TenantRow): WebhookTenant {
+  return {
+    id: row.id,
+    name: row.name,
+    tier: row.tier,
+    processor: row.payment_processor,
+    deleted: row.deleted_at !== null,
+  };
 }
 
 interface InvoiceRow {
@@ -121,8 +118,9 @@ export async function findOrRecordFailedInvoice(
   });
   if (known) return ownedBy(known, tenant, provider);
   // One round trip: insert the invoice, or read the one we hold under the processor's id.
-  const found = await pool.query<InvoiceRow>(
-    `WITH inserted AS (
+  const found = await pool.query<InvoiceRow>({
+    name: 'webhook-record-failed-invoice',
+    text: `WITH inserted AS (
        INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
                              subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
        VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)
@@ -132,7 +130,7 @@ export async function findOrRecordFailedInvoice(
      UNION ALL
      SELECT id, tenant_id, status FROM invoices WHERE processor = $2 AND processor_invoice_id = $3
      LIMIT 1`,
-    [
+    values: [
       tenant.id,
       provider,
       failed.processorInvoiceId,
@@ -143,7 +141,7 @@ export async function findOrRecordFailedInvoice(
       failed.dueAt ?? null,
       failed.hostedInvoiceUrl ?? null,
     ],
-  );
+  });
   if (found.rows[0]) return ownedBy(found.rows[0], tenant, provider);
   // A concurrent delivery inserted it after this statement's snapshot was taken: read it now.
   const recorded = await findInvoice(pool, provider, { processorInvoiceId: failed.processorInvoiceId });

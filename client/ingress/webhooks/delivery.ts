@@ -78,7 +78,7 @@ async function answerDelivery(
   }
 
   try {
-    const done = await actOn(ctx, event);
+    const done = await actOn(ctx, event, claim.tenant);
     await finishEvent(ctx.pool, claim.rowId, done);
     if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
     const body: Record<string, unknown> = { received: true, status: done.status };

@@ -1,20 +1,50 @@
 // webhook_events as the ingress uses it: store a verified event raw before acting, so a replayed delivery has no second effect.
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
+import { namedTenantSql, webhookTenant, type TenantRow, type WebhookTenant } from './billingRecords';
 import type { VerifiedEvent, WebhookProvider } from './intents';
 
 /** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
 export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';
 
 export type Claim =
-  | { kind: 'claimed'; rowId: string; attempt: number }
+  /** `tenant`: the tenant the event names, as the claim resolved it and wrote it on the row; undefined when none is ours. */
+  | { kind: 'claimed'; rowId: string; attempt: number; tenant?: WebhookTenant }
   | { kind: 'duplicate'; status: FinalStatus }
   /** Another delivery of the same event is being acted on right now. */
   | { kind: 'in_progress' };
 
+/** One prepared statement per provider: the tenant lookup reads that provider's customer column. */
+const CLAIM_STATEMENTS: Record<WebhookProvider, { name: string; text: string }> = {
+  stripe: claimStatement('stripe'),
+  paystack: claimStatement('paystack'),
+};
+
+function claimStatement(provider: WebhookProvider): { name: string; text: string } {
+  return {
+    name: `webhook-claim-${provider}`,
+    text: `WITH tenant AS (${namedTenantSql(provider, '$6', '$7')}),
+     claimed AS (
+       INSERT INTO webhook_events AS e
+         (provider, event_key, event_type, tenant_id, payload, signature_valid, status, attempts, claimed_at)
+       VALUES ($1, $2, $3, (SELECT id FROM tenant), $4::jsonb, true, 'processing', 1, now())
+       ON CONFLICT (provider, event_key) DO UPDATE
+         SET status = 'processing', attempts = e.attempts + 1, error = NULL, claimed_at = now(),
+             tenant_id = EXCLUDED.tenant_id
+         WHERE e.status IN ('received', 'failed')
+            OR (e.status = 'processing' AND (e.claimed_at IS NULL OR e.claimed_at < now() - make_interval(secs => $5)))
+       RETURNING e.id, e.attempts)
+     SELECT claimed.id AS row_id, claimed.attempts, tenant.* FROM claimed LEFT JOIN tenant ON true`,
+  };
+}
+
+type ClaimRow = { row_id: string; attempts: number } & (TenantRow | Record<keyof TenantRow, null>);
+
 /**
- * Stores the event raw and claims it for this delivery in one statement: a new event is inserted as 'processing';
- * a stored one is taken again only when it failed, was never acted on, or its claim outlived the lease (a crash).
+ * Stores the event raw and claims it for this delivery in one statement, which also resolves the tenant the event
+ * names and writes it on the row: a new event is inserted as 'processing'; a stored one is taken again only when it
+ * failed, was never acted on, or its claim outlived the lease (a crash), and then names the tenant as it resolves now
+ * (after a corrected mapping, say).
  */
 export async function claimEvent(
   pool: Pool,
@@ -22,19 +52,24 @@ export async function claimEvent(
   rawBody: Buffer,
   leaseSeconds: number,
 ): Promise<Claim> {
-  const claimed = await pool.query<{ id: string; attempts: number }>(
-    `INSERT INTO webhook_events AS e
-       (provider, event_key, event_type, payload, signature_valid, status, attempts, claimed_at)
-     VALUES ($1, $2, $3, $4::jsonb, true, 'processing', 1, now())
-     ON CONFLICT (provider, event_key) DO UPDATE
-       SET status = 'processing', attempts = e.attempts + 1, error = NULL, claimed_at = now()
-       WHERE e.status IN ('received', 'failed')
-          OR (e.status = 'processing' AND (e.claimed_at IS NULL OR e.claimed_at < now() - make_interval(secs => $5)))
-     RETURNING e.id, e.attempts`,
-    [event.provider, event.key, event.type, rawBody.toString('utf8'), leaseSeconds],
-  );
+  const named = event.intent.kind === 'ignore' ? {} : event.intent.tenant;
+  const claimed = await pool.query<ClaimRow>({
+    ...CLAIM_STATEMENTS[event.provider],
+    values: [
+      event.provider,
+      event.key,
+      event.type,
+      rawBody.toString('utf8'),
+      leaseSeconds,
+      named.metadataTenantId ?? null,
+      named.customerId ?? null,
+    ],
+  });
   const row = claimed.rows[0];
-  if (row) return { kind: 'claimed', rowId: row.id, attempt: row.attempts };
+  if (row) {
+    const tenant = row.id === null ? undefined : webhookTenant(row);
+    return { kind: 'claimed', rowId: row.row_id, attempt: row.attempts, tenant };
+  }
   const { rows } = await pool.query<{ status: string }>(
     'SELECT status FROM webhook_events WHERE provider = $1 AND event_key = $2',
     [event.provider, event.key],
@@ -46,18 +81,20 @@ export async function claimEvent(
   return { kind: 'in_progress' };
 }
 
-/** The event is dealt with; `note` says why nothing was done for an ignored one. */
+/**
+ * The event is dealt with; `note` says why nothing was done for an ignored one. The claim wrote tenant_id and no
+ * column set here is indexed, so the row is updated in place on its page (HOT), with no index entry written.
+ */
 export async function finishEvent(
   pool: Pool,
   rowId: string,
-  outcome: { status: FinalStatus; tenantId?: string; note?: string },
+  outcome: { status: FinalStatus; note?: string },
 ): Promise<void> {
-  await pool.query(
-    `UPDATE webhook_events
-     SET status = $2, tenant_id = COALESCE($3, tenant_id), error = $4, processed_at = now(), claimed_at = NULL
-     WHERE id = $1`,
-    [rowId, outcome.status, outcome.tenantId ?? null, outcome.note ?? null],
-  );
+  await pool.query({
+    name: 'webhook-finish',
+    text: `UPDATE webhook_events SET status = $2, error = $3, processed_at = now(), claimed_at = NULL WHERE id = $1`,
+    values: [rowId, outcome.status, outcome.note ?? null],
+  });
 }
 
 /** Acting failed: the provider's retry, or `billops webhooks retry`, processes the row again. */

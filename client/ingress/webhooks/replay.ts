@@ -153,7 +153,7 @@ async function replayOne(
   try {
     // A payload the parser now refuses cannot be fixed by retrying: the row says why, and stays for a person.
     if (!event) throw new MalformedEventError(unreadable ?? 'the stored payload could not be read');
-    const done = await actOn(ctx, event);
+    const done = await actOn(ctx, event, claim.tenant);
     await finishEvent(ctx.pool, claim.rowId, done);
     return {
       outcome: done.status,
