@@ -5,7 +5,13 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import Stripe from 'stripe';
 import { dunningWorkflowId } from '../../client/dunning';
-import { registerWebhookRoutes, type WebhookDependencies } from '../../client/ingress/webhooks';
+import { FINISH_STATEMENT } from '../../client/ingress/webhooks/eventStore';
+import { retryFailedWebhooks } from '../../client/ingress/webhooks/replay';
+import {
+  PendingWrites,
+  registerWebhookRoutes,
+  type WebhookDependencies,
+} from '../../client/ingress/webhooks';
 import type { DunningStatus } from '../../domain/dunning';
 import { defaultPolicy } from '../../domain/policy';
 import type { WorkerDependencies } from '../../workers/dependencies';
@@ -73,9 +79,13 @@ describe('payment webhooks on the HTTP ingress', () => {
     }),
   };
 
+  // What a delivery writes after answering (marking its event done) lands before a test reads the row.
+  const writes = new PendingWrites();
+
   async function buildApp(overrides: Partial<WebhookDependencies> = {}): Promise<FastifyInstance> {
     const built = Fastify({ logger: false });
     registerWebhookRoutes(built, {
+      writes,
       pool: deps.pool,
       client,
       taskQueue,
@@ -155,13 +165,16 @@ describe('payment webhooks on the HTTP ingress', () => {
   const stripeHeader = (payload: string, secret = STRIPE_SECRET, timestamp?: number) =>
     Stripe.webhooks.generateTestHeaderString({ payload, secret, timestamp });
 
-  const postStripe = (payload: string, header = stripeHeader(payload), target = app) =>
-    target.inject({
+  async function postStripe(payload: string, header = stripeHeader(payload), target = app) {
+    const answer = await target.inject({
       method: 'POST',
       url: '/webhooks/stripe',
       headers: { 'content-type': 'application/json', 'stripe-signature': header },
       payload,
     });
+    await writes.settled();
+    return answer;
+  }
 
   async function eventRow(provider: string, key: string): Promise<EventRow | undefined> {
     const { rows } = await deps.pool.query<EventRow>(
@@ -537,6 +550,54 @@ describe('payment webhooks on the HTTP ingress', () => {
     ]);
   });
 
+  it('answers once the event is in Temporal; a lost "processed" write loses nothing: the retry takes the event after the lease', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const eventId = `evt_${unique()}`;
+    const payload = stripeEvent(
+      'invoice.payment_failed',
+      stripeInvoice({ metadata: { tenant_id: tenant.id }, amountDue: 7_700 }),
+      eventId,
+    );
+    // The database goes away between the signal-with-start and the write that marks the event processed.
+    const lostFinish = Object.create(deps.pool) as typeof deps.pool;
+    lostFinish.query = ((config: unknown, values?: unknown) =>
+      (config as { name?: string }).name === FINISH_STATEMENT
+        ? Promise.reject(new Error('connection terminated'))
+        : deps.pool.query(config as string, values as unknown[])) as typeof deps.pool.query;
+    const flaky = await buildApp({ pool: lostFinish });
+
+    const answer = await postStripe(payload, stripeHeader(payload), flaky);
+
+    expect(answer.statusCode).toBe(200);
+    expect(answer.json()).toMatchObject({ status: 'processed', workflowId: dunningWorkflowId(tenant.id) });
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'processing', attempts: 1 });
+    expect((await settledStatus(tenant.id, 1)).outstandingInvoices).toHaveLength(1);
+
+    // Inside the lease the claim belongs to a live delivery: the retry leaves it alone.
+    const early = await retryFailedWebhooks(
+      { pool: deps.pool, client, taskQueue, policy: defaultPolicy, billingPortalUrl: TEST_PORTAL_URL },
+      { hours: 1 },
+    );
+    expect(early.events.find((e) => e.eventKey === eventId)).toBeUndefined();
+    const afterLease = await retryFailedWebhooks(
+      {
+        pool: deps.pool,
+        client,
+        taskQueue,
+        policy: defaultPolicy,
+        billingPortalUrl: TEST_PORTAL_URL,
+        leaseSeconds: 0,
+      },
+      { hours: 1 },
+    );
+
+    expect(afterLease.events.find((e) => e.eventKey === eventId)).toMatchObject({ outcome: 'processed' });
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'processed', attempts: 2 });
+    // Acted on twice, applied once: the lifecycle holds the invoice once.
+    const status = await settledStatus(tenant.id, 1);
+    expect(status.outstandingInvoices).toEqual([expect.objectContaining({ amountMinor: 7_700 })]);
+  });
+
   it('names the tenant on the stored event from its claim: a failed delivery’s row has it, an unknown tenant’s has none', async () => {
     const customer = `cus_${unique()}`;
     const named = await insertTenant(deps.pool, 'pro');
@@ -593,13 +654,16 @@ describe('payment webhooks on the HTTP ingress', () => {
     const reference = `ref-${unique()}`;
     let chargeFailed: string;
 
-    const postPaystack = (payload: string, signature = signPaystackWebhook(payload, PAYSTACK_SECRET)) =>
-      app.inject({
+    async function postPaystack(payload: string, signature = signPaystackWebhook(payload, PAYSTACK_SECRET)) {
+      const answer = await app.inject({
         method: 'POST',
         url: '/webhooks/paystack',
         headers: { 'content-type': 'application/json', 'x-paystack-signature': signature },
         payload,
       });
+      await writes.settled();
+      return answer;
+    }
 
     const charge = (event: string, fields: Record<string, unknown>) =>
       JSON.stringify({

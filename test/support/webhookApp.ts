@@ -2,7 +2,7 @@
 // them through app.inject. A suite using it mocks the ESM-only `cookie` module, which Jest on Node 20 cannot load.
 import Fastify, { type LightMyRequestResponse } from 'fastify';
 import Stripe from 'stripe';
-import { registerWebhookRoutes } from '../../client/ingress/webhooks';
+import { PendingWrites, registerWebhookRoutes } from '../../client/ingress/webhooks';
 import { defaultPolicy } from '../../domain/policy';
 import { signPaystackWebhook } from './paystackFake';
 import type { TestWorker } from './testWorker';
@@ -22,7 +22,10 @@ export async function startWebhookApp(
   secrets: { stripeWebhookSecret: string; paystackSecret?: string },
 ): Promise<WebhookApp> {
   const app = Fastify({ logger: false });
+  // A delivery marks its event done after answering; a test reads the row once that write has landed.
+  const writes = new PendingWrites();
   registerWebhookRoutes(app, {
+    writes,
     pool: worker.deps.pool,
     client: worker.client,
     taskQueue,
@@ -31,13 +34,16 @@ export async function startWebhookApp(
     ...secrets,
   });
   await app.ready();
-  const post = (url: string, body: string, signature: Record<string, string>) =>
-    app.inject({
+  const post = async (url: string, body: string, signature: Record<string, string>) => {
+    const answer = await app.inject({
       method: 'POST',
       url,
       headers: { 'content-type': 'application/json', ...signature },
       payload: body,
     });
+    await writes.settled();
+    return answer;
+  };
   return {
     deliverStripe: (body, signature) =>
       post('/webhooks/stripe', body, {

@@ -4,12 +4,15 @@ import { actOn, type ActionContext } from './actions';
 import { claimEvent, failEvent, finishEvent, recordRejected } from './eventStore';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from './intents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
+import type { PendingWrites } from './pendingWrites';
 import type { Verified } from './signatures';
 
 export interface DeliveryContext extends ActionContext {
   metrics: WebhookMetrics;
   /** How long a claim on an event protects it from a concurrent delivery before it counts as abandoned. */
   leaseSeconds: number;
+  /** Where the finishing write of an event goes once its answer is on the way. */
+  writes: PendingWrites;
   log: FastifyBaseLogger;
 }
 
@@ -79,7 +82,17 @@ async function answerDelivery(
 
   try {
     const done = await actOn(ctx, event, claim.tenant);
-    await finishEvent(ctx.pool, claim.rowId, done);
+    // The event is in Temporal now, so the answer does not wait for the row to say so. Should this write be lost, the
+    // row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow ids,
+    // an invoice a lifecycle already holds is not added twice).
+    ctx.writes.add(
+      finishEvent(ctx.pool, claim.rowId, done).catch((err: Error) =>
+        ctx.log.error(
+          { err, provider, event: event.key },
+          'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
+        ),
+      ),
+    );
     if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
     const body: Record<string, unknown> = { received: true, status: done.status };
     if (done.workflowId) body.workflowId = done.workflowId;

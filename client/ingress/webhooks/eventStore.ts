@@ -81,6 +81,9 @@ export async function claimEvent(
   return { kind: 'in_progress' };
 }
 
+/** The name of the prepared statement of finishEvent, the one write of a delivery made after its answer. */
+export const FINISH_STATEMENT = 'webhook-finish';
+
 /**
  * The event is dealt with; `note` says why nothing was done for an ignored one. The claim wrote tenant_id and no
  * column set here is indexed, so the row is updated in place on its page (HOT), with no index entry written.
@@ -91,7 +94,7 @@ export async function finishEvent(
   outcome: { status: FinalStatus; note?: string },
 ): Promise<void> {
   await pool.query({
-    name: 'webhook-finish',
+    name: FINISH_STATEMENT,
     text: `UPDATE webhook_events SET status = $2, error = $3, processed_at = now(), claimed_at = NULL WHERE id = $1`,
     values: [rowId, outcome.status, outcome.note ?? null],
   });

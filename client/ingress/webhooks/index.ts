@@ -8,11 +8,13 @@ import type { Policy } from '../../../domain/policy';
 import { receiveDelivery, type DeliveryContext, type ProviderReader } from './delivery';
 import type { WebhookProvider } from './intents';
 import { recordDelivery, type WebhookMetrics } from './metrics';
+import { PendingWrites } from './pendingWrites';
 import { readPaystackEvent } from './paystackEvents';
 import { verifyPaystack, verifyStripe } from './signatures';
 import { readStripeEvent } from './stripeEvents';
 
 export type { WebhookMetrics } from './metrics';
+export { PendingWrites } from './pendingWrites';
 
 /** Everything but the connections: what the ingress reads from its configuration. */
 export interface WebhookSettings {
@@ -33,6 +35,8 @@ export interface WebhookDependencies extends WebhookSettings {
   pool: Pool;
   client: Client;
   metrics?: WebhookMetrics;
+  /** The writes made after answering (a delivery's finishing update); closing the app waits for them. */
+  writes?: PendingWrites;
 }
 
 /** The settings for the environment's configuration (DESIGN.md "Configuration"). */
@@ -51,6 +55,8 @@ export function webhookSettingsFromConfig(config: BillopsConfig, policy: Policy)
  * signatures are over those exact bytes, and the rest of the ingress keeps Fastify's JSON parsing.
  */
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDependencies): void {
+  const writes = deps.writes ?? new PendingWrites();
+  app.addHook('onClose', () => writes.settled());
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
       done(null, body);
@@ -71,7 +77,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDepende
           });
         }
         const reader = route.reader(route.secret, request.headers);
-        const answer = await receiveDelivery(contextFor(deps, request), reader, request.body);
+        const answer = await receiveDelivery(contextFor(deps, writes, request), reader, request.body);
         return reply.code(answer.statusCode).send(answer.body);
       });
     }
@@ -116,7 +122,11 @@ function routes(deps: WebhookDependencies): WebhookRoute[] {
   ];
 }
 
-function contextFor(deps: WebhookDependencies, request: FastifyRequest): DeliveryContext {
+function contextFor(
+  deps: WebhookDependencies,
+  writes: PendingWrites,
+  request: FastifyRequest,
+): DeliveryContext {
   return {
     pool: deps.pool,
     client: deps.client,
@@ -126,6 +136,7 @@ function contextFor(deps: WebhookDependencies, request: FastifyRequest): Deliver
     temporalTimeoutMs: deps.temporalTimeoutMs ?? 10_000,
     leaseSeconds: deps.claimLeaseSeconds ?? 60,
     metrics: deps.metrics ?? {},
+    writes,
     log: request.log,
   };
 }
