@@ -32,15 +32,16 @@ export const GOALS = { ingressOverBare: 0.9, addedP99Ms: 5 } as const;
 
 const OPTIONS = {
   // Deliveries per timed run of each side.
-  events: { min: 100, default: 2_000 },
+  events: { min: 100, default: 1_000 },
   concurrency: { min: 1, max: 1_000, default: 16 },
-  // Rounds of one bare run and one ingress run, in ABBA order: bare first and last.
-  repeat: { min: 1, default: 2 },
+  // Rounds of one bare run and one ingress run, in ABBA order: bare first and last. Short runs, many rounds: the dev
+  // server slows as its in-memory store grows, and alternating often cancels that out.
+  repeat: { min: 1, default: 4 },
   // Untimed deliveries per side first: JIT, keep-alive sockets and pool connections warm.
   warmup: { min: 0, default: 300 },
-  // Deliveries per paced run: the latency at a steady rate both sides carry, instead of at saturation.
-  'paced-events': { min: 100, default: 600 },
-  // The paced rate, in percent of the bare side's saturated throughput measured just before.
+  // Calls per side in each paced run: the latency at a steady rate, instead of at saturation.
+  'paced-events': { min: 100, default: 400 },
+  // The paced rate of both sides together, in percent of the bare side's saturated throughput measured just before.
   'paced-load': { min: 5, max: 95, default: 50 },
 };
 
@@ -55,9 +56,6 @@ const AMOUNT_MINOR = 4_900;
 const DAY_SECONDS = 86_400;
 
 type Side = 'bare' | 'ingress';
-
-/** Saturated: a fixed number of calls always in flight. Paced: calls due at a steady rate, however many are open. */
-type Load = { kind: 'saturated'; events: number } | { kind: 'paced'; events: number; perSecond: number };
 
 /** A paced run that has this many calls open has fallen behind its rate for good: it stops with a message. */
 const MAX_IN_FLIGHT = 512;
@@ -220,35 +218,59 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
         return () => deliver(agent, port, delivery);
       },
     };
-    const timedRun = async (side: Side, run: number, load: Load): Promise<Run> => {
-      const before = {
-        cpu: await cpu.sample(),
-        db: { beforeAnswer: { ...queries.beforeAnswer }, afterAnswer: { ...queries.afterAnswer } },
-        temporal: { ...temporal },
-      };
-      const result =
-        load.kind === 'saturated'
-          ? await drive(side, load.events, opts.concurrency, calls[side](run))
-          : await pace(side, load.events, load.perSecond, calls[side](run));
-      const metered =
-        side === 'ingress'
-          ? { db: queriesSince(queries, before.db), temporal: since(temporal, before.temporal) }
-          : {};
-      return { ...result, ...metered, cpu: CpuMeter.since(await cpu.sample(), before.cpu) };
+    const meters = async () => ({
+      cpu: await cpu.sample(),
+      db: { beforeAnswer: { ...queries.beforeAnswer }, afterAnswer: { ...queries.afterAnswer } },
+      temporal: { ...temporal },
+    });
+    /** The ingress's queries and Temporal calls (only the ingress makes them) since `before`. */
+    const ingressMeters = (before: Awaited<ReturnType<typeof meters>>) => ({
+      db: queriesSince(queries, before.db),
+      temporal: since(temporal, before.temporal),
+    });
+    const report = (label: string, run: Run) => {
+      const s = summarise([run]);
+      progress(
+        `${label} ${run.side}: ${run.events} events in ${(run.ms / 1000).toFixed(2)} s, ` +
+          `${s.eventsPerSecond}/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
+      );
     };
-    // Rounds in ABBA order (bare first and last), so a drift of the machine or the dev server weighs on both sides.
-    const rounds = async (first: number, load: Load): Promise<Run[]> => {
+    // Saturated rounds in ABBA order (bare first and last), so a drift of the machine or of the dev server (its
+    // in-memory store grows) weighs on both sides.
+    const saturatedRounds = async (): Promise<Run[]> => {
       const runs: Run[] = [];
       for (let r = 1; r <= opts.repeat; r++) {
         const turn: Side[] = r % 2 === 1 ? ['bare', 'ingress'] : ['ingress', 'bare'];
         for (const side of turn) {
-          const run = await timedRun(side, first + r - 1, load);
+          const before = await meters();
+          const result = await drive(side, opts.events, opts.concurrency, calls[side](r));
+          const run: Run = {
+            ...result,
+            ...(side === 'ingress' ? ingressMeters(before) : {}),
+            cpu: CpuMeter.since(await cpu.sample(), before.cpu),
+          };
           runs.push(run);
-          const s = summarise([run]);
-          progress(
-            `${load.kind} ${side} run ${r}: ${run.events} events in ${(run.ms / 1000).toFixed(2)} s, ` +
-              `${s.eventsPerSecond}/s, p50 ${s.p50Ms} ms, p99 ${s.p99Ms} ms`,
-          );
+          report(`saturated run ${r}`, run);
+        }
+      }
+      return runs;
+    };
+    // Paced rounds interleave the sides call by call, so a stall of the dev server or of the machine meets both alike;
+    // which side goes first alternates from round to round.
+    const pacedRounds = async (perSecond: number): Promise<Run[]> => {
+      const runs: Run[] = [];
+      for (let r = 1; r <= opts.repeat; r++) {
+        const run = opts.repeat + r;
+        const before = await meters();
+        const [first, second] = (r % 2 === 1 ? ['bare', 'ingress'] : ['ingress', 'bare']) as [Side, Side];
+        const paced = await pace(opts['paced-events'], perSecond, [
+          { side: first, prepare: calls[first](run) },
+          { side: second, prepare: calls[second](run) },
+        ]);
+        for (const side of paced) {
+          const metered: Run = side.side === 'ingress' ? { ...side, ...ingressMeters(before) } : side;
+          runs.push(metered);
+          report(`paced run ${r}`, metered);
         }
       }
       return runs;
@@ -260,20 +282,16 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
       await drive('ingress', opts.warmup, opts.concurrency, calls.ingress(0));
     }
     progress(`saturated: ${opts.concurrency} calls in flight on each side`);
-    const saturatedRuns = await rounds(1, { kind: 'saturated', events: opts.events });
+    const saturatedRuns = await saturatedRounds();
     const bare = summarise(saturatedRuns.filter((run) => run.side === 'bare'));
     const ingressRuns = saturatedRuns.filter((run) => run.side === 'ingress');
     const ingress = summarise(ingressRuns);
 
-    const perSecond = Math.max(1, Math.round((bare.eventsPerSecond * opts['paced-load']) / 100));
+    const perSecond = Math.max(2, Math.round((bare.eventsPerSecond * opts['paced-load']) / 100));
     progress(
-      `paced: ${perSecond} calls a second on each side (${opts['paced-load']} % of the bare throughput)`,
+      `paced: ${perSecond} calls a second (${opts['paced-load']} % of the bare throughput), bare and ingress in turn`,
     );
-    const pacedRuns = await rounds(1 + opts.repeat, {
-      kind: 'paced',
-      events: opts['paced-events'],
-      perSecond,
-    });
+    const pacedRuns = await pacedRounds(perSecond);
     const pacedBare = summarise(pacedRuns.filter((run) => run.side === 'bare'));
     const pacedIngressRuns = pacedRuns.filter((run) => run.side === 'ingress');
     const pacedIngress = summarise(pacedIngressRuns);
@@ -307,8 +325,9 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
       saturatedAddedP99Ms: round(ingress.p99Ms - bare.p99Ms, 2),
       paced: {
         perSecond,
+        interleaved: true,
         loadPercentOfBare: opts['paced-load'],
-        eventsPerRun: opts['paced-events'],
+        eventsPerSidePerRun: opts['paced-events'],
         bare: { ...latencyOnly(pacedBare), maxInFlight: maxInFlight(pacedRuns, 'bare') },
         ingress: {
           ...latencyOnly(pacedIngress),
@@ -359,36 +378,38 @@ async function drive(
 }
 
 /**
- * Open loop: call i is due `i / perSecond` seconds after the start and is sent then, whatever is still open, and its
- * latency counts from when it was due. A stall thus delays the calls due during it rather than hiding them, as a
- * closed loop would (coordinated omission).
+ * Open loop over the sides in turn: call i is due `i / perSecond` seconds after the start and goes to side
+ * `i % sides.length`; it is sent when due, whatever is still open, and its latency counts from when it was due. A stall
+ * thus delays the calls due during it instead of hiding them, as a closed loop would (coordinated omission), and meets
+ * every side alike. Each side makes `perSide` calls; one Run per side, in the order given.
  */
 async function pace(
-  side: Side,
-  count: number,
+  perSide: number,
   perSecond: number,
-  prepare: (i: number) => () => Promise<void>,
-): Promise<Run> {
-  const latencies = new Float64Array(count);
+  sides: { side: Side; prepare: (i: number) => () => Promise<void> }[],
+): Promise<Run[]> {
+  const latencies = sides.map(() => new Float64Array(perSide));
   const interval = 1000 / perSecond;
   const open = new Set<Promise<void>>();
   let maxInFlight = 0;
   let failure: unknown;
   const t0 = performance.now();
-  for (let i = 0; i < count && failure === undefined; i++) {
-    const call = prepare(i);
-    const due = t0 + i * interval;
+  for (let n = 0; n < perSide * sides.length && failure === undefined; n++) {
+    const s = n % sides.length;
+    const i = Math.floor(n / sides.length);
+    const call = sides[s]!.prepare(i);
+    const due = t0 + n * interval;
     const wait = due - performance.now();
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     if (open.size >= MAX_IN_FLIGHT) {
       await Promise.allSettled(open);
       throw new Error(
-        `the ${side} side fell behind ${perSecond} calls a second (${MAX_IN_FLIGHT} open at once): lower --paced-load`,
+        `the calls fell behind ${perSecond} a second (${MAX_IN_FLIGHT} open at once): lower --paced-load`,
       );
     }
     const sent: Promise<void> = call().then(
       () => {
-        latencies[i] = performance.now() - due;
+        latencies[s]![i] = performance.now() - due;
         open.delete(sent);
       },
       (err: unknown) => {
@@ -401,7 +422,8 @@ async function pace(
   }
   await Promise.all(open);
   if (failure !== undefined) throw failure;
-  return { side, events: count, ms: performance.now() - t0, latencies, maxInFlight };
+  const ms = performance.now() - t0;
+  return sides.map(({ side }, s) => ({ side, events: perSide, ms, latencies: latencies[s]!, maxInFlight }));
 }
 
 // ---- The two sides' requests ----

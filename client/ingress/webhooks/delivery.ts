@@ -1,7 +1,7 @@
 // One webhook delivery from raw body to answer: verify, read, store before acting, act, and record how it ended.
 import type { FastifyBaseLogger } from 'fastify';
 import { actOn, type ActionContext } from './actions';
-import { claimEvent, failEvent, finishEvent, recordRejected } from './eventStore';
+import { claimEvent, failEvent, recordRejected, type FinishBatcher } from './eventStore';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from './intents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
 import type { PendingWrites } from './pendingWrites';
@@ -11,6 +11,8 @@ export interface DeliveryContext extends ActionContext {
   metrics: WebhookMetrics;
   /** How long a claim on an event protects it from a concurrent delivery before it counts as abandoned. */
   leaseSeconds: number;
+  /** Marks events done, after their answers. */
+  finisher: FinishBatcher;
   /** Where the finishing write of an event goes once its answer is on the way. */
   writes: PendingWrites;
   log: FastifyBaseLogger;
@@ -86,12 +88,14 @@ async function answerDelivery(
     // row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow ids,
     // an invoice a lifecycle already holds is not added twice).
     ctx.writes.add(
-      finishEvent(ctx.pool, claim.rowId, done).catch((err: Error) =>
-        ctx.log.error(
-          { err, provider, event: event.key },
-          'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
+      ctx.finisher
+        .finish({ rowId: claim.rowId, status: done.status, note: done.note })
+        .catch((err: Error) =>
+          ctx.log.error(
+            { err, provider, event: event.key },
+            'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
+          ),
         ),
-      ),
     );
     if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
     const body: Record<string, unknown> = { received: true, status: done.status };

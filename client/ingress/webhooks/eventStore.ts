@@ -81,23 +81,71 @@ export async function claimEvent(
   return { kind: 'in_progress' };
 }
 
-/** The name of the prepared statement of finishEvent, the one write of a delivery made after its answer. */
+/** The name of the prepared statement that marks events done, the one write of a delivery made after its answer. */
 export const FINISH_STATEMENT = 'webhook-finish';
 
+export interface Finished {
+  rowId: string;
+  status: FinalStatus;
+  /** Why nothing was done, for an ignored event. */
+  note?: string;
+}
+
 /**
- * The event is dealt with; `note` says why nothing was done for an ignored one. The claim wrote tenant_id and no
- * column set here is indexed, so the row is updated in place on its page (HOT), with no index entry written.
+ * The events are dealt with, in one statement. The claim wrote tenant_id and no column set here is indexed, so each
+ * row is updated in place on its page (HOT), with no index entry written.
  */
+export async function finishEvents(pool: Pool, events: Finished[]): Promise<void> {
+  await pool.query({
+    name: FINISH_STATEMENT,
+    text: `UPDATE webhook_events AS e
+           SET status = f.status, error = f.note, processed_at = now(), claimed_at = NULL
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(id, status, note)
+           WHERE e.id = f.id`,
+    values: [events.map((e) => e.rowId), events.map((e) => e.status), events.map((e) => e.note ?? null)],
+  });
+}
+
 export async function finishEvent(
   pool: Pool,
   rowId: string,
   outcome: { status: FinalStatus; note?: string },
 ): Promise<void> {
-  await pool.query({
-    name: FINISH_STATEMENT,
-    text: `UPDATE webhook_events SET status = $2, error = $3, processed_at = now(), claimed_at = NULL WHERE id = $1`,
-    values: [rowId, outcome.status, outcome.note ?? null],
-  });
+  await finishEvents(pool, [{ rowId, ...outcome }]);
+}
+
+/**
+ * Marks events done after their answers, several to a statement: the first event of a batch waits `lingerMs` for
+ * others to join it. The rows only say 'processing' that much longer; the answers have gone already.
+ */
+export class FinishBatcher {
+  private batch: { event: Finished; settle: (err?: Error) => void }[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly lingerMs = 10,
+  ) {}
+
+  finish(event: Finished): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.batch.push({ event, settle: (err) => (err ? reject(err) : resolve()) });
+      this.timer ??= setTimeout(() => this.flush(), this.lingerMs);
+    });
+  }
+
+  private flush(): void {
+    const batch = this.batch;
+    this.batch = [];
+    this.timer = undefined;
+    finishEvents(
+      this.pool,
+      batch.map((b) => b.event),
+    ).then(
+      () => batch.forEach((b) => b.settle()),
+      (err: Error) => batch.forEach((b) => b.settle(err)),
+    );
+  }
 }
 
 /** Acting failed: the provider's retry, or `billops webhooks retry`, processes the row again. */

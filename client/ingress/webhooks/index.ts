@@ -6,6 +6,7 @@ import type { Pool } from 'pg';
 import type { BillopsConfig } from '../../../domain/config';
 import type { Policy } from '../../../domain/policy';
 import { receiveDelivery, type DeliveryContext, type ProviderReader } from './delivery';
+import { FinishBatcher } from './eventStore';
 import type { WebhookProvider } from './intents';
 import { recordDelivery, type WebhookMetrics } from './metrics';
 import { PendingWrites } from './pendingWrites';
@@ -56,6 +57,7 @@ export function webhookSettingsFromConfig(config: BillopsConfig, policy: Policy)
  */
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDependencies): void {
   const writes = deps.writes ?? new PendingWrites();
+  const finisher = new FinishBatcher(deps.pool);
   app.addHook('onClose', () => writes.settled());
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
@@ -77,7 +79,11 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDepende
           });
         }
         const reader = route.reader(route.secret, request.headers);
-        const answer = await receiveDelivery(contextFor(deps, writes, request), reader, request.body);
+        const answer = await receiveDelivery(
+          contextFor(deps, { writes, finisher }, request),
+          reader,
+          request.body,
+        );
         return reply.code(answer.statusCode).send(answer.body);
       });
     }
@@ -124,7 +130,7 @@ function routes(deps: WebhookDependencies): WebhookRoute[] {
 
 function contextFor(
   deps: WebhookDependencies,
-  writes: PendingWrites,
+  after: Pick<DeliveryContext, 'writes' | 'finisher'>,
   request: FastifyRequest,
 ): DeliveryContext {
   return {
@@ -136,7 +142,7 @@ function contextFor(
     temporalTimeoutMs: deps.temporalTimeoutMs ?? 10_000,
     leaseSeconds: deps.claimLeaseSeconds ?? 60,
     metrics: deps.metrics ?? {},
-    writes,
+    ...after,
     log: request.log,
   };
 }
