@@ -17,7 +17,7 @@ import { startEmbeddedPostgres } from './runtime/embeddedPostgres';
 import { startMailCatcher } from './runtime/mailCatcher';
 import { ChildSupervisor } from './runtime/processes';
 import { startTemporalDevServer } from './runtime/temporalDevServer';
-import { startStripeMock } from './runtime/stripeMock';
+import { STRIPE_MOCK_SECRET_KEY, startStripeMock } from './runtime/stripeMock';
 import { findStripeMock, findTemporalCli, projectRoot, provision } from './runtime/tools';
 import { ensureSearchAttributes } from './searchAttributes';
 import { ensureRollupSchedule } from './usage';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       });
       gateways = {
         ...gateways,
-        stripe: createStripeGateway({ secretKey: 'sk_test_stripe_mock', apiBase: mock.apiBase }),
+        stripe: createStripeGateway({ secretKey: STRIPE_MOCK_SECRET_KEY, apiBase: mock.apiBase }),
       };
       stripeNote = `stripe-mock at ${mock.apiBase} (set STRIPE_SECRET_KEY for a real account)`;
     }

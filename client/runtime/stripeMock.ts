@@ -1,6 +1,12 @@
 // Starts stripe-mock, Stripe's official API mock, on a loopback port: the Stripe API the tests (and a demo) talk to.
 import { ChildSupervisor, waitForPort } from './processes';
 
+/**
+ * The secret key billops gives the stripe-mock it starts. stripe-mock accepts any test-mode key that looks real,
+ * which means letters and digits after `sk_test_`; `sk_test_stripe_mock` would be answered 401.
+ */
+export const STRIPE_MOCK_SECRET_KEY = 'sk_test_billopsembedded0000000000';
+
 export async function startStripeMock(
   supervisor: ChildSupervisor,
   opts: { binPath: string; port: number; httpsPort: number; logFile: string },

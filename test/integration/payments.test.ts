@@ -12,6 +12,7 @@ import {
 } from '../../activities/payments';
 import { createPaystackGateway } from '../../activities/payments/paystack';
 import { createStripeGateway } from '../../activities/payments/stripe';
+import { STRIPE_MOCK_SECRET_KEY } from '../../client/runtime/stripeMock';
 import { createPool } from '../../db/pool';
 import { parseConfig } from '../../domain/config';
 import { forward, listenOnLoopback } from '../support/httpProxy';
@@ -256,6 +257,25 @@ describe('retryInvoicePayment through Stripe (stripe-mock)', () => {
     const idempotencyKey = `dunning-${tenantId}/retry-24h/${invoiceId}`;
     await activities.retryInvoicePayment({ idempotencyKey, tenantId, invoiceId, attempt: 3 });
     expect(keys).toEqual([paymentReference(idempotencyKey)]);
+  });
+
+  it('the key npm start gives its embedded stripe-mock is one stripe-mock accepts: a retry pays', async () => {
+    const { tenantId, invoiceId } = await stripeInvoice(1200);
+    const activities = createPaymentActivities({
+      pool,
+      billingPortalUrl: PORTAL,
+      stripe: createStripeGateway({ secretKey: STRIPE_MOCK_SECRET_KEY, apiBase: stripeApiBase }),
+    });
+
+    const result = await activities.retryInvoicePayment({
+      idempotencyKey: `k-${suffix()}`,
+      tenantId,
+      invoiceId,
+      attempt: 1,
+    });
+
+    expect(result).toMatchObject({ outcome: 'succeeded', amountMinor: 1200 });
+    expect((await invoiceRow(invoiceId)).status).toBe('paid');
   });
 
   it('a wrong secret key is a non-retryable ProcessorAuthFailed that names STRIPE_SECRET_KEY, never the key', async () => {
