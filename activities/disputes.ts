@@ -6,6 +6,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import Stripe from 'stripe';
 import { z } from 'zod';
+import { inTransaction } from '../db/pool';
 import {
   describeLine,
   formatDecimal,
@@ -621,9 +622,7 @@ export function createDisputeActivities(deps: { pool: Pool } & PaymentGateways) 
         const payment = await refundablePaystackPayment(req.invoiceId, req.amountMinor);
         if (payment) {
           const refundId = await paystackRefund(req, payment);
-          const client = await pool.connect();
-          try {
-            await client.query('BEGIN');
+          const row = await inTransaction(pool, async (client) => {
             // Seed 004 "Update Database" after a Paystack refund.
             await client.query(
               `UPDATE payment_transactions
@@ -632,20 +631,14 @@ export function createDisputeActivities(deps: { pool: Pool } & PaymentGateways) 
                WHERE id = $1 AND refund_reference IS NULL`,
               [payment.id, req.amountMinor, refundId],
             );
-            const row = await insertCredit(client, req, {
+            return insertCredit(client, req, {
               kind: 'refund',
               invoiceId: req.invoiceId,
               processor: 'paystack',
               processorReference: refundId,
             });
-            await client.query('COMMIT');
-            return toCredit(row);
-          } catch (err) {
-            await client.query('ROLLBACK').catch(() => undefined);
-            throw err;
-          } finally {
-            client.release();
-          }
+          });
+          return toCredit(row);
         }
       }
 
@@ -664,9 +657,7 @@ export function createDisputeActivities(deps: { pool: Pool } & PaymentGateways) 
     async issueAdjustmentInvoice(req: SettlementRequest): Promise<AdjustmentInvoice> {
       assertAmount(req.amountMinor);
       const original = await invoiceOf(req.tenantId, req.invoiceId);
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      const row = await inTransaction(pool, async (client) => {
         await client.query(`SELECT pg_advisory_xact_lock(hashtext('billops.disputes'), hashtext($1))`, [
           req.idempotencyKey,
         ]);
@@ -674,42 +665,34 @@ export function createDisputeActivities(deps: { pool: Pool } & PaymentGateways) 
           `SELECT ${CREDIT_COLUMNS} FROM credits_adjustments WHERE idempotency_key = $1`,
           [req.idempotencyKey],
         );
-        let row = done[0];
-        if (!row) {
-          const adjustmentId = `adj_${createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 20)}`;
-          await client.query(
-            `INSERT INTO invoices (id, tenant_id, processor, period_start, period_end, status, subtotal_minor,
-                                   total_minor, currency)
-             VALUES ($1, $2, 'none', $3, $4, 'open', $5, $5, $6)`,
-            [
-              adjustmentId,
-              req.tenantId,
-              original.periodStart,
-              original.periodEnd,
-              req.amountMinor,
-              req.currency,
-            ],
-          );
-          row = await insertCredit(client, req, {
-            kind: 'adjustment_invoice',
-            invoiceId: adjustmentId,
-            processor: null,
-            processorReference: null,
-          });
-        }
-        await client.query('COMMIT');
-        return {
-          creditId: row.id,
-          adjustmentInvoiceId: row.invoice_id!,
-          amountMinor: Number(row.amount_minor),
-          currency: row.currency,
-        };
-      } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw err;
-      } finally {
-        client.release();
-      }
+        if (done[0]) return done[0];
+        const adjustmentId = `adj_${createHash('sha256').update(req.idempotencyKey).digest('hex').slice(0, 20)}`;
+        await client.query(
+          `INSERT INTO invoices (id, tenant_id, processor, period_start, period_end, status, subtotal_minor,
+                                 total_minor, currency)
+           VALUES ($1, $2, 'none', $3, $4, 'open', $5, $5, $6)`,
+          [
+            adjustmentId,
+            req.tenantId,
+            original.periodStart,
+            original.periodEnd,
+            req.amountMinor,
+            req.currency,
+          ],
+        );
+        return insertCredit(client, req, {
+          kind: 'adjustment_invoice',
+          invoiceId: adjustmentId,
+          processor: null,
+          processorReference: null,
+        });
+      });
+      return {
+        creditId: row.id,
+        adjustmentInvoiceId: row.invoice_id!,
+        amountMinor: Number(row.amount_minor),
+        currency: row.currency,
+      };
     },
   };
 }

@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ClientBase, Pool } from 'pg';
 import { z } from 'zod';
+import { inTransaction } from '../db/pool';
 import type { BillingTier } from '../domain/policy';
 import {
   describeLine,
@@ -403,21 +404,12 @@ async function inTenantTransaction<T>(
   tenantId: string,
   work: (db: Pick<ClientBase, 'query'>) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('billops.invoicing'), hashtext($1))`, [
       tenantId,
     ]);
-    const result = await work(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+    return work(client);
+  });
 }
 
 interface InvoiceRow {

@@ -1,6 +1,7 @@
 // Billing read-only mode from the incident's side (seed 000 §3): switched on when writes fail, and switched off by
 // replaying the critical operations queued meanwhile, in order and once each, before billing takes writes again.
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { inTransaction } from '../db/pool';
 import { databaseUnavailable } from './databaseErrors';
 import { createPaymentActivities, type PaymentActivityDependencies } from './payments';
 import {
@@ -90,31 +91,20 @@ export function createOperationQueueActivities(deps: PaymentActivityDependencies
     workflowId: string,
     operator: string,
   ): Promise<'cleared' | 'more' | 'not_ours'> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(pool, async (client) => {
       await client.query('SELECT pg_advisory_xact_lock($1)', [READ_ONLY_LOCK_KEY]);
       const left = await client.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM queued_operations WHERE workflow_id = $1 AND status = 'queued'`,
         [workflowId],
       );
-      if ((left.rows[0]?.n ?? 0) > 0) {
-        await client.query('COMMIT');
-        return 'more';
-      }
+      if ((left.rows[0]?.n ?? 0) > 0) return 'more';
       const cleared = await client.query(
         `UPDATE operational_overrides SET cleared_at = now(), cleared_by = $3
          WHERE name = $1 AND workflow_id = $2 AND cleared_at IS NULL`,
         [BILLING_READ_ONLY, workflowId, operator],
       );
-      await client.query('COMMIT');
       return (cleared.rowCount ?? 0) > 0 ? 'cleared' : 'not_ours';
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   return {

@@ -4,6 +4,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { inTransaction } from '../db/pool';
 
 /** The operational override a billing system outage sets while billing writes are failing. */
 export const BILLING_READ_ONLY = 'billing_read_only';
@@ -69,35 +70,25 @@ export async function queueWhileReadOnly(
   );
   if (!mode[0]?.relevant) return null;
 
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  const row = await inTransaction(pool, async (client) => {
     await client.query('SELECT pg_advisory_xact_lock_shared($1)', [READ_ONLY_LOCK_KEY]);
     const existing = await client.query<QueuedRow>(`${SELECT_QUEUED} WHERE idempotency_key = $1`, [key]);
-    let row = existing.rows[0];
-    if (!row) {
-      const payload: QueuedOperationPayload = {
-        activity: op.activity,
-        request: op.request,
-        requestedBy: requestingWorkflow(),
-      };
-      const inserted = await client.query<QueuedRow>(
-        `INSERT INTO queued_operations (kind, tenant_id, payload, idempotency_key, workflow_id)
+    if (existing.rows[0]) return existing.rows[0];
+    const payload: QueuedOperationPayload = {
+      activity: op.activity,
+      request: op.request,
+      requestedBy: requestingWorkflow(),
+    };
+    const inserted = await client.query<QueuedRow>(
+      `INSERT INTO queued_operations (kind, tenant_id, payload, idempotency_key, workflow_id)
          SELECT $1, $2, $3::jsonb, $4, o.workflow_id FROM operational_overrides o
          WHERE o.name = $5 AND o.cleared_at IS NULL
          RETURNING id, status, workflow_id, result, error`,
-        [op.kind, op.tenantId, JSON.stringify(payload), key, BILLING_READ_ONLY],
-      );
-      row = inserted.rows[0];
-    }
-    await client.query('COMMIT');
-    return row ? toQueuedOperation(row) : null;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+      [op.kind, op.tenantId, JSON.stringify(payload), key, BILLING_READ_ONLY],
+    );
+    return inserted.rows[0];
+  });
+  return row ? toQueuedOperation(row) : null;
 }
 
 /** One line for a caller's answer: "queued as operation 12 while billing is read-only (incident-...)". */

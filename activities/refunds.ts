@@ -4,6 +4,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import Stripe from 'stripe';
 import { z } from 'zod';
+import { inTransaction } from '../db/pool';
 import { normalizeCurrency } from '../domain/money';
 import type { BillingTier } from '../domain/policy';
 import {
@@ -338,9 +339,7 @@ export function createRefundActivities(deps: { pool: Pool } & PaymentGateways) {
      * credits_adjustments, in one transaction; a key or provider refund recorded before writes nothing again.
      */
     async recordRefund(req: RecordRefundRequest): Promise<RecordedRefund> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      const { row, recorded } = await inTransaction(pool, async (client) => {
         const inserted = await client.query(
           `INSERT INTO credits_adjustments (tenant_id, invoice_id, kind, amount_minor, currency, reason, processor,
                                             processor_reference, idempotency_key, workflow_id, created_by)
@@ -375,21 +374,15 @@ export function createRefundActivities(deps: { pool: Pool } & PaymentGateways) {
           'SELECT status, refund_amount_minor FROM payment_transactions WHERE id = $1',
           [req.transactionId],
         );
-        await client.query('COMMIT');
-        const row = rows[0];
-        if (!row || (row.status !== 'refunded' && row.status !== 'partially_refunded')) {
-          throw ApplicationFailure.nonRetryable(
-            `payment ${req.transactionId} is ${row?.status ?? 'gone'} after recording refund ${req.refundReference}`,
-            'RefundNotRecorded',
-          );
-        }
-        return { status: row.status, refundedMinor: Number(row.refund_amount_minor ?? 0), recorded };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
+        return { row: rows[0], recorded };
+      });
+      if (!row || (row.status !== 'refunded' && row.status !== 'partially_refunded')) {
+        throw ApplicationFailure.nonRetryable(
+          `payment ${req.transactionId} is ${row?.status ?? 'gone'} after recording refund ${req.refundReference}`,
+          'RefundNotRecorded',
+        );
       }
+      return { status: row.status, refundedMinor: Number(row.refund_amount_minor ?? 0), recorded };
     },
   };
 }

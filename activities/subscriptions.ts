@@ -3,6 +3,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import Stripe from 'stripe';
+import { inTransaction } from '../db/pool';
 import type { BillingTier } from '../domain/policy';
 import type { BillingCycle, SubscriptionChange, TenantSubscription } from '../domain/refunds';
 import type { PaymentGateways } from './payments';
@@ -213,9 +214,7 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
      * from today (UTC) for one month or one year, the trial cleared, and the tenant's tier to match.
      */
     async activateSubscription(req: ActivationRequest): Promise<ActivatedSubscription> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      return inTransaction(pool, async (client) => {
         const period = await client.query<{ start: Date; end: Date }>(
           `SELECT d AT TIME ZONE 'UTC' AS start,
                   (d + CASE WHEN $1 = 'annual' THEN interval '1 year' ELSE interval '1 month' END) AT TIME ZONE 'UTC' AS end
@@ -255,7 +254,6 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
             WHERE id = $1`,
           [req.tenantId, req.tier, processor],
         );
-        await client.query('COMMIT');
         return {
           subscriptionId,
           previousStatus: current?.status ?? null,
@@ -264,12 +262,7 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
           periodStart: start.toISOString(),
           periodEnd: end.toISOString(),
         };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /** Seed 004 "Adjust Subscription" after a refund: a lower tier now, or cancel at the end of the period. */
@@ -281,19 +274,15 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
       downgradeTo?: BillingTier;
       reason: string;
     }): Promise<SubscriptionAdjustment> {
-      const client = await pool.connect();
-      let row: {
-        id: string;
-        tier: BillingTier;
-        processor: string;
-        stripe_subscription_id: string | null;
-        paystack_subscription_code: string | null;
-        current_period_end: Date;
-      };
-      let tier: BillingTier;
-      try {
-        await client.query('BEGIN');
-        const { rows } = await client.query<typeof row>(
+      const { row, tier } = await inTransaction(pool, async (client) => {
+        const { rows } = await client.query<{
+          id: string;
+          tier: BillingTier;
+          processor: string;
+          stripe_subscription_id: string | null;
+          paystack_subscription_code: string | null;
+          current_period_end: Date;
+        }>(
           `SELECT id, tier, processor, stripe_subscription_id, paystack_subscription_code, current_period_end
              FROM subscriptions WHERE tenant_id = $1 AND status <> 'canceled' FOR UPDATE`,
           [req.tenantId],
@@ -304,8 +293,8 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
             'SubscriptionUnknown',
           );
         }
-        row = rows[0];
-        tier = req.change === 'downgrade' && req.downgradeTo ? req.downgradeTo : row.tier;
+        const row = rows[0];
+        const tier = req.change === 'downgrade' && req.downgradeTo ? req.downgradeTo : row.tier;
         if (req.change === 'downgrade') {
           await client.query('UPDATE subscriptions SET tier = $2 WHERE id = $1', [row.id, tier]);
           // The Free tier has no payment processing (tenants_free_tier_has_no_processor).
@@ -321,13 +310,8 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
             [row.id, req.reason],
           );
         }
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+        return { row, tier };
+      });
 
       let provider = 'no provider subscription';
       if (row.stripe_subscription_id && req.change === 'cancel_at_period_end') {

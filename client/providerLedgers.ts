@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { createPaystackGateway, type PaystackGatewayOptions } from '../activities/payments/paystack';
 import { interpretStripeError, stripeFailure, stripeHostOptions } from '../activities/payments/stripe';
 import type { BillopsConfig } from '../domain/config';
+import { invoiceIdIn } from './ingress/webhooks/eventFields';
+import { paystackMetadata } from './ingress/webhooks/paystackEvents';
 
 export const RECONCILE_PROCESSORS = ['stripe', 'paystack'] as const;
 export type ReconcileProcessor = (typeof RECONCILE_PROCESSORS)[number];
@@ -166,18 +168,6 @@ function stripeReadFailure(error: unknown): unknown {
 // Paystack: GET /transaction?from=&to=&perPage=&page=, and the runbook's verify by reference
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Paystack sends metadata as an object, a JSON string or an empty string. */
-const paystackMetadata = z
-  .preprocess((value) => {
-    if (typeof value !== 'string') return value;
-    try {
-      return JSON.parse(value) as unknown;
-    } catch {
-      return null;
-    }
-  }, z.record(z.string(), z.unknown()).nullish())
-  .catch(null);
-
 const paystackTransactionSchema = z.object({
   reference: z.string().min(1),
   status: z.string().min(1),
@@ -312,12 +302,6 @@ function paystackMoneyState(status: string): MoneyState {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-
-/** billops' own charges carry our invoice id in metadata (activities/payments). */
-function invoiceIdIn(metadata: Record<string, unknown> | null | undefined): string | undefined {
-  const value = metadata?.invoice_id;
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
-}
 
 const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 

@@ -1,5 +1,5 @@
 // The PostgreSQL connection pool billops uses, and a credential-free way to name a database in messages.
-import { Pool, types, type CustomTypesConfig } from 'pg';
+import { Pool, types, type CustomTypesConfig, type PoolClient } from 'pg';
 
 export interface PoolOptions {
   /** Connections at most; 1 against the embedded PGlite, which serves a single session. */
@@ -47,6 +47,22 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
     client.query('DEALLOCATE ALL').catch(() => undefined);
   });
   return pool;
+}
+
+/** Runs `work` in one transaction on a connection of its own: committed when it returns, rolled back when it throws. */
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /** `host:port/database` for a connection URL, never its user or password; safe for logs and error messages. */

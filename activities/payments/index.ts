@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from '../../db/pool';
 import type { BillopsConfig } from '../../domain/config';
 import { normalizeCurrency } from '../../domain/money';
 import { describeQueued, queueWhileReadOnly } from '../readOnlyGuard';
@@ -261,20 +262,6 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
     };
   }
 
-  async function inTransaction(work: (client: PoolClient) => Promise<void>): Promise<void> {
-    const client = await deps.pool.connect();
-    try {
-      await client.query('BEGIN');
-      await work(client);
-      await client.query('COMMIT');
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
-
   /** Marks the invoice paid in full; a no-op when it already is, so a retry never counts a payment twice. */
   async function markInvoicePaid(db: Pool | PoolClient, invoiceId: string, paidAt: Date): Promise<void> {
     await db.query(
@@ -292,7 +279,7 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
     gatewayResponse: string,
     paidAt: Date,
   ): Promise<PaymentAttemptResult> {
-    await inTransaction(async (client) => {
+    await inTransaction(deps.pool, async (client) => {
       await client.query(
         `UPDATE payment_transactions
             SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL

@@ -1,4 +1,4 @@
-// Small readers shared by the Stripe and Paystack event parsers: tenant ids in metadata, event categories, zod messages.
+// Small readers shared by the Stripe and Paystack event parsers: tenant and invoice ids in metadata, event categories, zod messages.
 import type { z } from 'zod';
 import type { WebhookProvider } from './intents';
 
@@ -8,6 +8,12 @@ const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export function pickTenantId(metadata: Record<string, unknown> | null | undefined): string | undefined {
   const value = metadata?.tenant_id;
   return typeof value === 'string' && TENANT_ID.test(value.trim()) ? value.trim() : undefined;
+}
+
+/** metadata.invoice_id: billops' own charges carry our invoice id there (activities/payments). */
+export function invoiceIdIn(metadata: Record<string, unknown> | null | undefined): string | undefined {
+  const value = metadata?.invoice_id;
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
 }
 
 /** Events kept for the refund, dispute and subscription-activation incident workflows. */

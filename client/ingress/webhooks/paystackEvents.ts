@@ -2,13 +2,13 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { MalformedEventError, type TenantReference, type VerifiedEvent, type WebhookIntent } from './intents';
-import { describeIssues, incidentCategory, pickTenantId } from './eventFields';
+import { describeIssues, incidentCategory, invoiceIdIn, pickTenantId } from './eventFields';
 
 /** Paystack's default currency: an event that names none is in naira, its amount in kobo. */
 const DEFAULT_CURRENCY = 'NGN';
 
-/** Paystack sends metadata as an object, a JSON string, or an empty string; anything unreadable names no tenant. */
-const metadata = z
+/** Paystack sends metadata as an object, a JSON string, or an empty string; anything unreadable reads as null. */
+export const paystackMetadata = z
   .preprocess((value) => {
     if (typeof value !== 'string') return value;
     try {
@@ -18,6 +18,7 @@ const metadata = z
     }
   }, z.record(z.string(), z.unknown()).nullish())
   .catch(null);
+const metadata = paystackMetadata;
 const customer = z.object({ customer_code: z.string().nullish(), metadata }).nullish();
 const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a three-letter currency code');
 const timestamp = z.string().nullish();
@@ -148,12 +149,6 @@ function tenantOf(
       pickTenantId(object.customer?.metadata),
     customerId: object.customer?.customer_code ?? undefined,
   };
-}
-
-/** billops' own charges carry our invoice id in metadata (activities/payments). */
-function invoiceIdIn(meta: Record<string, unknown> | null | undefined): string | undefined {
-  const value = meta?.invoice_id;
-  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
 }
 
 function when(value: string | null | undefined): Date {
