@@ -1,5 +1,6 @@
 // Demo data for a fresh database: one tenant per tier (and one on Paystack) with subscriptions, invoices and rates.
 import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from './pool';
 import { insertTenantRow, newTenantSchema, type NewTenantInput } from './tenants';
 
 export const DEMO_TENANT_IDS = ['acme', 'globex', 'initech', 'umbrella'] as const;
@@ -126,21 +127,13 @@ const RATES_EFFECTIVE_FROM = '2026-01-01T00:00:00Z';
 
 /** Inserts whatever demo rows are missing and returns how many demo tenants were new (0 on every later call). */
 export async function seedDemoTenants(pool: Pool): Promise<number> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return inTransaction(pool, async (client) => {
     const inserted = await insertTenants(client);
     await insertSubscriptions(client);
     await insertInvoices(client);
     await insertRates(client);
-    await client.query('COMMIT');
     return inserted;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function insertTenants(client: PoolClient): Promise<number> {
