@@ -82,8 +82,8 @@ describe('npm start against configured servers', () => {
       expect(health.status).toBe(200);
       expect(await health.json()).toEqual({ status: 'ok', database: 'ok', temporal: 'ok' });
       // No server of its own anywhere below this process: no temporal, postgres or stripe-mock.
+      // (tsx may run an esbuild service below it, or none when its cache is warm: only servers are looked for.)
       const names = descendants(child.pid!);
-      expect(names.length).toBeGreaterThan(0); // the node process that runs start.ts
       expect(names.filter((n) => /temporal|postgres|stripe/.test(n))).toEqual([]);
     } finally {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

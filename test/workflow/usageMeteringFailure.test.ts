@@ -15,6 +15,7 @@ import {
 } from '../../workflows/definitions';
 import { usageMeteringFailureWorkflow } from '../../workflows/incidents/usageMeteringFailure';
 import { insertTenant } from '../support/dunningFixtures';
+import { privateDatabase, type PrivateDatabase } from '../support/privateDatabase';
 import {
   incidentInput,
   startIncidentReceivers,
@@ -35,10 +36,14 @@ const WINDOW: TimeWindow = { from: '2026-06-01T00:00:00.000Z', to: '2026-06-01T0
 
 let ts: TimeSkipping;
 let receivers: IncidentReceivers;
+// The broken tenants' triggers are DDL on usage_rollups: an ACCESS EXCLUSIVE lock that would queue every other suite's
+// rollups behind any transaction holding a row there. They live in a database of this suite's own.
+let database: PrivateDatabase;
 
 beforeAll(async () => {
   receivers = await startIncidentReceivers();
-  ts = await startTimeSkipping({ incidents: receivers.incidents });
+  database = await privateDatabase('umf_wf');
+  ts = await startTimeSkipping({ incidents: receivers.incidents, databaseUrl: database.url });
   await ts.deps.pool.query(
     `CREATE OR REPLACE FUNCTION billops_test_refuse_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
      BEGIN RAISE EXCEPTION 'rollup storage unavailable (test)'; END $$`,
@@ -48,6 +53,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ts?.close();
   await receivers?.close();
+  await database?.drop();
 });
 
 /**
