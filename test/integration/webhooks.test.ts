@@ -5,7 +5,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import Stripe from 'stripe';
 import { dunningWorkflowId } from '../../client/dunning';
-import { FINISH_STATEMENT } from '../../client/ingress/webhooks/eventStore';
+import { receiveDelivery } from '../../client/ingress/webhooks/delivery';
+import { FINISH_STATEMENT, FinishBatcher } from '../../client/ingress/webhooks/eventStore';
+import type { VerifiedEvent } from '../../client/ingress/webhooks/intents';
 import { retryFailedWebhooks } from '../../client/ingress/webhooks/replay';
 import {
   PendingWrites,
@@ -627,6 +629,143 @@ describe('payment webhooks on the HTTP ingress', () => {
     expect(unknown.statusCode).toBe(200);
     expect(unknown.json()).toMatchObject({ status: 'ignored' });
     expect(await eventRow('stripe', unknownId)).toMatchObject({ status: 'ignored', tenant_id: null });
+  });
+
+  it('stores the event, finds its tenant and records its invoice in one statement before handing it to Temporal', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const statements: string[] = [];
+    const recording = Object.create(deps.pool) as typeof deps.pool;
+    recording.query = ((config: unknown, values?: unknown) => {
+      const named = config as { name?: string; text?: string };
+      statements.push(named.name ?? named.text ?? String(config));
+      return deps.pool.query(config as string, values as unknown[]);
+    }) as typeof deps.pool.query;
+    const recorded = await buildApp({ pool: recording });
+    const eventId = `evt_${unique()}`;
+    const invoice = stripeInvoice({ metadata: { tenant_id: tenant.id }, amountDue: 3_100 });
+
+    const answer = await postStripe(
+      stripeEvent('invoice.payment_failed', invoice, eventId),
+      undefined,
+      recorded,
+    );
+
+    expect(answer.json()).toMatchObject({ status: 'processed', workflowId: dunningWorkflowId(tenant.id) });
+    // The second statement is the batched "processed" mark, written after the answer.
+    expect(statements).toEqual(['webhook-claim-failed-stripe', FINISH_STATEMENT]);
+    expect(await ourInvoice('stripe', String(invoice.id))).toMatchObject({
+      tenant_id: tenant.id,
+      total_minor: 3100,
+    });
+    const status = await dunningHandle(tenant.id).query(dunningStatusQuery);
+    expect(status.outstandingInvoices).toEqual([expect.objectContaining({ amountMinor: 3_100 })]);
+  });
+
+  it('records a failed invoice only for a tenant that is dunned, and never acts on one already paid', async () => {
+    const free = await insertTenant(deps.pool, 'free');
+    const deleted = await insertTenant(deps.pool, 'pro');
+    await deps.pool.query('UPDATE tenants SET deleted_at = now() WHERE id = $1', [deleted.id]);
+    const payer = await insertTenant(deps.pool, 'pro');
+    const paidStripeId = `in_${unique()}`;
+    const paid = await insertOpenInvoice(deps.pool, payer.id, {
+      processor: 'stripe',
+      processorInvoiceId: paidStripeId,
+    });
+    await deps.pool.query(
+      `UPDATE invoices SET status = 'paid', paid_at = now(), amount_paid_minor = total_minor WHERE id = $1`,
+      [paid.invoiceId],
+    );
+    const failure = async (tenantId: string, invoiceId = `in_${unique()}`) => {
+      const eventId = `evt_${unique()}`;
+      const invoice = stripeInvoice({ id: invoiceId, metadata: { tenant_id: tenantId } });
+      const answer = await postStripe(stripeEvent('invoice.payment_failed', invoice, eventId));
+      return { answer, eventId, invoiceId };
+    };
+
+    const onFree = await failure(free.id);
+    const onDeleted = await failure(deleted.id);
+    const afterPaid = await failure(payer.id, paidStripeId);
+
+    expect(onFree.answer.json()).toMatchObject({ status: 'ignored' });
+    expect(onFree.answer.json().reason).toMatch(/free tier, which has no payment processing/);
+    expect(onDeleted.answer.json()).toMatchObject({
+      status: 'ignored',
+      reason: `tenant ${deleted.id} was deleted`,
+    });
+    expect(afterPaid.answer.json()).toMatchObject({
+      status: 'ignored',
+      reason: `invoice ${paid.invoiceId} is already paid`,
+    });
+    for (const { answer, eventId } of [onFree, onDeleted, afterPaid]) {
+      expect(answer.statusCode).toBe(200);
+      expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'ignored' });
+    }
+    expect(await ourInvoice('stripe', onFree.invoiceId)).toBeUndefined();
+    expect(await ourInvoice('stripe', onDeleted.invoiceId)).toBeUndefined();
+    expect(await ourInvoice('stripe', paidStripeId)).toMatchObject({ id: paid.invoiceId, status: 'paid' });
+    for (const tenantId of [free.id, deleted.id, payer.id]) await expectNoWorkflow(tenantId);
+  });
+
+  it('keeps an event whose invoice PostgreSQL refuses, as failed with the reason, and acts on it once corrected', async () => {
+    const tenantId = (await insertTenant(deps.pool, 'pro')).id;
+    const eventKey = `evt_${unique()}`;
+    const processorInvoiceId = `in_${unique()}`;
+    const periodStart = new Date('2026-11-01T00:00:00Z');
+    // A period that ends before it starts is refused by the invoices CHECK. The Stripe parser never reads one; a reader
+    // of our own hands it to the same delivery path the routes use.
+    const refusedEnd = new Date('2026-10-01T00:00:00Z');
+    const event = (periodEnd: Date): VerifiedEvent => ({
+      provider: 'stripe',
+      key: eventKey,
+      type: 'invoice.payment_failed',
+      intent: {
+        kind: 'paymentFailed',
+        tenant: { metadataTenantId: tenantId },
+        invoice: { processorInvoiceId, amountMinor: 4900, currency: 'USD', periodStart, periodEnd },
+      },
+    });
+    const deliver = (periodEnd: Date) =>
+      receiveDelivery(
+        {
+          pool: deps.pool,
+          client,
+          taskQueue,
+          policy: defaultPolicy,
+          billingPortalUrl: TEST_PORTAL_URL,
+          temporalTimeoutMs: 10_000,
+          leaseSeconds: 60,
+          metrics: {},
+          finisher: new FinishBatcher(deps.pool),
+          writes,
+          log: Fastify({ logger: false }).log,
+        },
+        { provider: 'stripe', verify: () => ({ ok: true, body: {} }), read: () => event(periodEnd) },
+        Buffer.from(JSON.stringify({ id: eventKey })),
+      ).then(async (answer) => {
+        await writes.settled();
+        return answer;
+      });
+
+    const refused = await deliver(refusedEnd);
+
+    expect(refused.statusCode).toBe(500);
+    const row = await eventRow('stripe', eventKey);
+    expect(row).toMatchObject({ status: 'failed', tenant_id: tenantId, attempts: 1 });
+    expect(row!.error).toMatch(/invoices_period_ordered/);
+    expect(await ourInvoice('stripe', processorInvoiceId)).toBeUndefined();
+    await expectNoWorkflow(tenantId);
+
+    const corrected = await deliver(new Date('2026-12-01T00:00:00Z'));
+    expect(corrected).toMatchObject({
+      statusCode: 200,
+      body: { status: 'processed', workflowId: dunningWorkflowId(tenantId) },
+    });
+    expect(await eventRow('stripe', eventKey)).toMatchObject({ status: 'processed', attempts: 2 });
+    expect(await ourInvoice('stripe', processorInvoiceId)).toMatchObject({
+      tenant_id: tenantId,
+      status: 'open',
+    });
+    dunningHandle(tenantId);
   });
 
   it('answers 503 naming the variable to set when a route has no secret', async () => {

@@ -3,7 +3,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { Pool } from 'pg';
 import type { IncidentInput } from '../../../domain/incident';
 import { formatMinorUnits } from '../../../domain/money';
-import type { Policy } from '../../../domain/policy';
+import type { BillingTier, Policy } from '../../../domain/policy';
 import {
   activationInEvent,
   refundInEvent,
@@ -13,7 +13,13 @@ import {
 import { dunningWorkflowId, startOrJoinDunning } from '../../dunning';
 import { startIncident } from '../../incidents';
 import { paymentSucceededSignal } from '../../../workflows/definitions';
-import { findOrRecordFailedInvoice, recordInvoicePaid, type WebhookTenant } from './billingRecords';
+import {
+  findOrRecordFailedInvoice,
+  ownedBy,
+  recordInvoicePaid,
+  type InvoiceRow,
+  type WebhookTenant,
+} from './billingRecords';
 import type { FinalStatus } from './eventStore';
 import type { TenantReference, VerifiedEvent, WebhookIntent, WebhookProvider } from './intents';
 
@@ -36,11 +42,15 @@ export interface ActionOutcome {
   tenantUnknown?: boolean;
 }
 
-/** `tenant` is the tenant the event names, as claimEvent resolved it; undefined when none of ours matches. */
+/**
+ * `tenant` is the tenant the event names, as claimEvent resolved it; undefined when none of ours matches. `invoice`,
+ * for a failed payment, is our invoice for it when the claim already found or recorded it.
+ */
 export async function actOn(
   ctx: ActionContext,
   event: VerifiedEvent,
   tenant: WebhookTenant | undefined,
+  invoice?: InvoiceRow,
 ): Promise<ActionOutcome> {
   const intent: WebhookIntent = event.intent;
   switch (intent.kind) {
@@ -114,13 +124,15 @@ export async function actOn(
       if (!tenant) return unknownTenant(event.provider, intent.tenant);
       const refusal = refusalFor(ctx.policy, tenant);
       if (refusal) return refusal;
-      const invoice = await findOrRecordFailedInvoice(ctx.pool, event.provider, tenant, intent.invoice);
-      if (invoice.status === 'paid' || invoice.status === 'void') {
+      const ours = invoice
+        ? ownedBy(invoice, tenant, event.provider)
+        : await findOrRecordFailedInvoice(ctx.pool, event.provider, tenant, intent.invoice);
+      if (ours.status === 'paid' || ours.status === 'void') {
         // Providers do not promise order: a failure reported after the invoice was settled starts nothing.
         return {
           status: 'ignored',
           tenantId: tenant.id,
-          note: `invoice ${invoice.id} is already ${invoice.status}`,
+          note: `invoice ${ours.id} is already ${ours.status}`,
         };
       }
       const handle = await ctx.client.withDeadline(Date.now() + ctx.temporalTimeoutMs, () =>
@@ -130,7 +142,7 @@ export async function actOn(
           tier: tenant.tier,
           processor: tenant.processor,
           invoice: {
-            invoiceId: invoice.id,
+            invoiceId: ours.id,
             amountMinor: intent.invoice.amountMinor,
             currency: intent.invoice.currency,
           },
@@ -161,6 +173,11 @@ export async function actOn(
       return { status: 'processed', tenantId: tenant.id, workflowId };
     }
   }
+}
+
+/** The tiers whose failed payments are dunned: those the policy gives a grace period. */
+export function dunnedTiers(policy: Policy): BillingTier[] {
+  return (Object.keys(policy.tiers) as BillingTier[]).filter((tier) => policy.tiers[tier].graceDays !== null);
 }
 
 /** A tenant that exists but must not be dunned: deleted, or on a tier without payment processing. */

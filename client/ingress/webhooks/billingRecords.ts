@@ -60,7 +60,8 @@ export function webhookTenant(row: TenantRow): WebhookTenant {
   };
 }
 
-interface InvoiceRow {
+/** Our invoice as a webhook finds it: whose it is and whether it is still to be paid. */
+export interface InvoiceRow {
   id: string;
   tenant_id: string;
   status: string;
@@ -95,13 +96,39 @@ async function findInvoice(
   return undefined;
 }
 
-function ownedBy(invoice: InvoiceRow, tenant: WebhookTenant, provider: WebhookProvider): InvoiceRow {
+/** The invoice, when it is the tenant's; else InvoiceOwnerMismatchError. */
+export function ownedBy(invoice: InvoiceRow, tenant: WebhookTenant, provider: WebhookProvider): InvoiceRow {
   if (invoice.tenant_id !== tenant.id) {
     throw new InvoiceOwnerMismatchError(
       `the ${provider} event names tenant ${tenant.id}, but our invoice ${invoice.id} belongs to tenant ${invoice.tenant_id}: correct the tenant mapping, then replay the event`,
     );
   }
   return invoice;
+}
+
+/**
+ * Records a failed processor invoice as our open invoice, unless we hold it already under the processor's id. `source`
+ * gives, in order: tenant, processor, then the seven failedInvoiceValues, the amount standing for subtotal and total.
+ */
+export function insertFailedInvoiceSql(source: string): string {
+  return `INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
+                             subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
+       ${source}
+       ON CONFLICT ON CONSTRAINT invoices_processor_id_unique DO NOTHING
+       RETURNING id, tenant_id, status`;
+}
+
+/** What insertFailedInvoiceSql reads from the event: processor invoice id, period, amount, currency, due, URL. */
+export function failedInvoiceValues(failed: FailedProcessorInvoice): unknown[] {
+  return [
+    failed.processorInvoiceId,
+    failed.periodStart,
+    failed.periodEnd,
+    failed.amountMinor,
+    failed.currency,
+    failed.dueAt ?? null,
+    failed.hostedInvoiceUrl ?? null,
+  ];
 }
 
 /** Our invoice for a failed processor invoice, inserted from the event (amount in minor units) when we have none. */
@@ -120,27 +147,12 @@ export async function findOrRecordFailedInvoice(
   // One round trip: insert the invoice, or read the one we hold under the processor's id.
   const found = await pool.query<InvoiceRow>({
     name: 'webhook-record-failed-invoice',
-    text: `WITH inserted AS (
-       INSERT INTO invoices (tenant_id, processor, processor_invoice_id, period_start, period_end, status,
-                             subtotal_minor, total_minor, currency, due_at, hosted_invoice_url)
-       VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)
-       ON CONFLICT ON CONSTRAINT invoices_processor_id_unique DO NOTHING
-       RETURNING id, tenant_id, status)
+    text: `WITH inserted AS (${insertFailedInvoiceSql(`VALUES ($1, $2, $3, $4, $5, 'open', $6, $6, $7, $8, $9)`)})
      SELECT id, tenant_id, status FROM inserted
      UNION ALL
      SELECT id, tenant_id, status FROM invoices WHERE processor = $2 AND processor_invoice_id = $3
      LIMIT 1`,
-    values: [
-      tenant.id,
-      provider,
-      failed.processorInvoiceId,
-      failed.periodStart,
-      failed.periodEnd,
-      failed.amountMinor,
-      failed.currency,
-      failed.dueAt ?? null,
-      failed.hostedInvoiceUrl ?? null,
-    ],
+    values: [tenant.id, provider, ...failedInvoiceValues(failed)],
   });
   if (found.rows[0]) return ownedBy(found.rows[0], tenant, provider);
   // A concurrent delivery inserted it after this statement's snapshot was taken: read it now.

@@ -1,6 +1,6 @@
 // One webhook delivery from raw body to answer: verify, read, store before acting, act, and record how it ended.
 import type { FastifyBaseLogger } from 'fastify';
-import { actOn, type ActionContext } from './actions';
+import { actOn, dunnedTiers, type ActionContext } from './actions';
 import { claimEvent, failEvent, recordRejected, type FinishBatcher } from './eventStore';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from './intents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
@@ -67,7 +67,9 @@ async function answerDelivery(
   // Stored before acting: from here on a replayed delivery finds the row, and only a failed one is acted on again.
   let claim: Awaited<ReturnType<typeof claimEvent>>;
   try {
-    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds);
+    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds, {
+      dunnedTiers: dunnedTiers(ctx.policy),
+    });
   } catch (err) {
     ctx.log.error({ err, provider, event: event.key }, 'could not store a webhook event');
     return { outcome: 'failed', ...problem(500, `event ${event.key} could not be stored; send it again`) };
@@ -83,7 +85,7 @@ async function answerDelivery(
   }
 
   try {
-    const done = await actOn(ctx, event, claim.tenant);
+    const done = await actOn(ctx, event, claim.tenant, claim.invoice);
     // The event is in Temporal now, so the answer does not wait for the row to say so. Should this write be lost, the
     // row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow ids,
     // an invoice a lifecycle already holds is not added twice).

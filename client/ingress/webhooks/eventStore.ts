@@ -1,15 +1,28 @@
 // webhook_events as the ingress uses it: store a verified event raw before acting, so a replayed delivery has no second effect.
 import { createHash } from 'node:crypto';
 import type { Pool } from 'pg';
-import { namedTenantSql, webhookTenant, type TenantRow, type WebhookTenant } from './billingRecords';
-import type { VerifiedEvent, WebhookProvider } from './intents';
+import type { BillingTier } from '../../../domain/policy';
+import {
+  failedInvoiceValues,
+  insertFailedInvoiceSql,
+  namedTenantSql,
+  webhookTenant,
+  type InvoiceRow,
+  type TenantRow,
+  type WebhookTenant,
+} from './billingRecords';
+import type { FailedProcessorInvoice, VerifiedEvent, WebhookProvider } from './intents';
 
 /** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
 export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';
 
 export type Claim =
-  /** `tenant`: the tenant the event names, as the claim resolved it and wrote it on the row; undefined when none is ours. */
-  | { kind: 'claimed'; rowId: string; attempt: number; tenant?: WebhookTenant }
+  /**
+   * `tenant`: the tenant the event names, as the claim resolved it and wrote it on the row; undefined when none is ours.
+   * `invoice`: for a failed payment claimed with the tiers that are dunned, our invoice for it, found or recorded by the
+   * same statement; undefined when that was not possible in one statement (actOn then finds or records it itself).
+   */
+  | { kind: 'claimed'; rowId: string; attempt: number; tenant?: WebhookTenant; invoice?: InvoiceRow }
   | { kind: 'duplicate'; status: FinalStatus }
   /** Another delivery of the same event is being acted on right now. */
   | { kind: 'in_progress' };
@@ -20,10 +33,9 @@ const CLAIM_STATEMENTS: Record<WebhookProvider, { name: string; text: string }> 
   paystack: claimStatement('paystack'),
 };
 
-function claimStatement(provider: WebhookProvider): { name: string; text: string } {
-  return {
-    name: `webhook-claim-${provider}`,
-    text: `WITH tenant AS (${namedTenantSql(provider, '$6', '$7')}),
+/** $1–$7: provider, key, type, raw body, lease seconds, metadata tenant id, customer id. */
+function claimCtes(provider: WebhookProvider): string {
+  return `tenant AS (${namedTenantSql(provider, '$6', '$7')}),
      claimed AS (
        INSERT INTO webhook_events AS e
          (provider, event_key, event_type, tenant_id, payload, signature_valid, status, attempts, claimed_at)
@@ -33,12 +45,67 @@ function claimStatement(provider: WebhookProvider): { name: string; text: string
              tenant_id = EXCLUDED.tenant_id
          WHERE e.status IN ('received', 'failed')
             OR (e.status = 'processing' AND (e.claimed_at IS NULL OR e.claimed_at < now() - make_interval(secs => $5)))
-       RETURNING e.id, e.attempts)
+       RETURNING e.id, e.attempts)`;
+}
+
+function claimStatement(provider: WebhookProvider): { name: string; text: string } {
+  return {
+    name: `webhook-claim-${provider}`,
+    text: `WITH ${claimCtes(provider)}
      SELECT claimed.id AS row_id, claimed.attempts, tenant.* FROM claimed LEFT JOIN tenant ON true`,
   };
 }
 
-type ClaimRow = { row_id: string; attempts: number } & (TenantRow | Record<keyof TenantRow, null>);
+/**
+ * The claim of a failed payment, which also finds our invoice for it (by our id, the payment's reference, then the
+ * processor's invoice id, as findOrRecordFailedInvoice does) or records it from the event when the claim took the
+ * event and the tenant is one that is dunned. $8–$17: our invoice id, transaction reference, processor invoice id,
+ * period start and end, amount in minor units, currency, due, hosted URL, the tiers that are dunned.
+ */
+function failedPaymentClaimStatement(provider: WebhookProvider): { name: string; text: string } {
+  return {
+    name: `webhook-claim-failed-${provider}`,
+    text: `WITH ${claimCtes(provider)},
+     known AS (
+       SELECT id, tenant_id, status FROM (
+         SELECT 1 AS priority, id, tenant_id, status FROM invoices WHERE id = $8
+         UNION ALL
+         SELECT 2, i.id, i.tenant_id, i.status FROM payment_transactions t JOIN invoices i ON i.id = t.invoice_id
+          WHERE t.processor = $1 AND t.reference = $9
+         UNION ALL
+         SELECT 3, id, tenant_id, status FROM invoices WHERE processor = $1 AND processor_invoice_id = $10) found
+       ORDER BY priority
+       LIMIT 1),
+     recorded AS (${insertFailedInvoiceSql(
+       `SELECT tenant.id, $1, $10, $11, $12, 'open', $13, $13, $14, $15, $16 FROM tenant
+         WHERE EXISTS (SELECT 1 FROM claimed) AND NOT EXISTS (SELECT 1 FROM known)
+           AND tenant.deleted_at IS NULL AND tenant.tier = ANY ($17::text[])`,
+     )}),
+     invoice AS (SELECT * FROM recorded UNION ALL SELECT * FROM known LIMIT 1)
+     SELECT claimed.id AS row_id, claimed.attempts, tenant.*,
+            invoice.id AS invoice_id, invoice.tenant_id AS invoice_tenant_id, invoice.status AS invoice_status
+       FROM claimed LEFT JOIN tenant ON true LEFT JOIN invoice ON true`,
+  };
+}
+
+const FAILED_PAYMENT_CLAIM_STATEMENTS: Record<WebhookProvider, { name: string; text: string }> = {
+  stripe: failedPaymentClaimStatement('stripe'),
+  paystack: failedPaymentClaimStatement('paystack'),
+};
+
+type ClaimRow = { row_id: string; attempts: number } & (TenantRow | Record<keyof TenantRow, null>) & {
+    invoice_id?: string | null;
+    invoice_tenant_id?: string | null;
+    invoice_status?: string | null;
+  };
+
+export interface ClaimOptions {
+  /**
+   * The tiers whose failed payments are dunned. Given, a failed payment's invoice is found or recorded by the claim
+   * itself: one statement before the event goes to Temporal instead of two.
+   */
+  dunnedTiers?: readonly BillingTier[];
+}
 
 /**
  * Stores the event raw and claims it for this delivery in one statement, which also resolves the tenant the event
@@ -51,24 +118,39 @@ export async function claimEvent(
   event: VerifiedEvent,
   rawBody: Buffer,
   leaseSeconds: number,
+  opts: ClaimOptions = {},
 ): Promise<Claim> {
   const named = event.intent.kind === 'ignore' ? {} : event.intent.tenant;
-  const claimed = await pool.query<ClaimRow>({
-    ...CLAIM_STATEMENTS[event.provider],
-    values: [
+  const values = [
+    event.provider,
+    event.key,
+    event.type,
+    rawBody.toString('utf8'),
+    leaseSeconds,
+    named.metadataTenantId ?? null,
+    named.customerId ?? null,
+  ];
+  let claimed: { rows: ClaimRow[] } | undefined;
+  if (event.intent.kind === 'paymentFailed' && opts.dunnedTiers) {
+    // An invoice the database refuses (say, a period that ends before it starts) fails this whole statement, event
+    // row included: then the claim alone stores the event, and acting on it records the refusal on the row.
+    claimed = await claimWithInvoice(
+      pool,
       event.provider,
-      event.key,
-      event.type,
-      rawBody.toString('utf8'),
-      leaseSeconds,
-      named.metadataTenantId ?? null,
-      named.customerId ?? null,
-    ],
-  });
+      values,
+      event.intent.invoice,
+      opts.dunnedTiers,
+    ).catch(() => undefined);
+  }
+  claimed ??= await pool.query<ClaimRow>({ ...CLAIM_STATEMENTS[event.provider], values });
   const row = claimed.rows[0];
   if (row) {
     const tenant = row.id === null ? undefined : webhookTenant(row);
-    return { kind: 'claimed', rowId: row.row_id, attempt: row.attempts, tenant };
+    const invoice =
+      row.invoice_id && row.invoice_tenant_id && row.invoice_status
+        ? { id: row.invoice_id, tenant_id: row.invoice_tenant_id, status: row.invoice_status }
+        : undefined;
+    return { kind: 'claimed', rowId: row.row_id, attempt: row.attempts, tenant, invoice };
   }
   const { rows } = await pool.query<{ status: string }>(
     'SELECT status FROM webhook_events WHERE provider = $1 AND event_key = $2',
@@ -79,6 +161,25 @@ export async function claimEvent(
     return { kind: 'duplicate', status };
   }
   return { kind: 'in_progress' };
+}
+
+async function claimWithInvoice(
+  pool: Pool,
+  provider: WebhookProvider,
+  claimValues: unknown[],
+  failed: FailedProcessorInvoice,
+  dunnedTiers: readonly BillingTier[],
+): Promise<{ rows: ClaimRow[] }> {
+  return pool.query<ClaimRow>({
+    ...FAILED_PAYMENT_CLAIM_STATEMENTS[provider],
+    values: [
+      ...claimValues,
+      failed.ourInvoiceId ?? null,
+      failed.transactionReference ?? null,
+      ...failedInvoiceValues(failed),
+      dunnedTiers,
+    ],
+  });
 }
 
 /** The name of the prepared statement that marks events done, the one write of a delivery made after its answer. */
