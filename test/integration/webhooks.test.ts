@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
 import Stripe from 'stripe';
 import { dunningWorkflowId } from '../../client/dunning';
+import { dunnedTiers } from '../../client/ingress/webhooks/actions';
 import { receiveDelivery } from '../../client/ingress/webhooks/delivery';
 import { FINISH_STATEMENT, FinishBatcher } from '../../client/ingress/webhooks/eventStore';
 import type { VerifiedEvent } from '../../client/ingress/webhooks/intents';
@@ -737,6 +738,7 @@ describe('payment webhooks on the HTTP ingress', () => {
           metrics: {},
           finisher: new FinishBatcher(deps.pool),
           writes,
+          dunnedTiers: dunnedTiers(defaultPolicy),
           log: Fastify({ logger: false }).log,
         },
         { provider: 'stripe', verify: () => ({ ok: true, body: {} }), read: () => event(periodEnd) },

@@ -1,6 +1,7 @@
 // One webhook delivery from raw body to answer: verify, read, store before acting, act, and record how it ended.
 import type { FastifyBaseLogger } from 'fastify';
-import { actOn, dunnedTiers, type ActionContext } from './actions';
+import type { BillingTier } from '../../../domain/policy';
+import { actOn, type ActionContext } from './actions';
 import { claimEvent, failEvent, recordRejected, type FinishBatcher } from './eventStore';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from './intents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
@@ -15,6 +16,8 @@ export interface DeliveryContext extends ActionContext {
   finisher: FinishBatcher;
   /** Where the finishing write of an event goes once its answer is on the way. */
   writes: PendingWrites;
+  /** The tiers whose failed payments are dunned (actions.ts dunnedTiers of the policy), worked out once. */
+  dunnedTiers: readonly BillingTier[];
   log: FastifyBaseLogger;
 }
 
@@ -67,9 +70,7 @@ async function answerDelivery(
   // Stored before acting: from here on a replayed delivery finds the row, and only a failed one is acted on again.
   let claim: Awaited<ReturnType<typeof claimEvent>>;
   try {
-    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds, {
-      dunnedTiers: dunnedTiers(ctx.policy),
-    });
+    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds, { dunnedTiers: ctx.dunnedTiers });
   } catch (err) {
     ctx.log.error({ err, provider, event: event.key }, 'could not store a webhook event');
     return { outcome: 'failed', ...problem(500, `event ${event.key} could not be stored; send it again`) };

@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import type { BillopsConfig } from '../../../domain/config';
 import type { Policy } from '../../../domain/policy';
+import { dunnedTiers } from './actions';
 import { receiveDelivery, type DeliveryContext, type ProviderReader } from './delivery';
 import { FinishBatcher } from './eventStore';
 import type { WebhookProvider } from './intents';
@@ -57,7 +58,7 @@ export function webhookSettingsFromConfig(config: BillopsConfig, policy: Policy)
  */
 export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDependencies): void {
   const writes = deps.writes ?? new PendingWrites();
-  const finisher = new FinishBatcher(deps.pool);
+  const after = { writes, finisher: new FinishBatcher(deps.pool), dunnedTiers: dunnedTiers(deps.policy) };
   app.addHook('onClose', () => writes.settled());
   void app.register(async (scope) => {
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
@@ -79,11 +80,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookDepende
           });
         }
         const reader = route.reader(route.secret, request.headers);
-        const answer = await receiveDelivery(
-          contextFor(deps, { writes, finisher }, request),
-          reader,
-          request.body,
-        );
+        const answer = await receiveDelivery(contextFor(deps, after, request), reader, request.body);
         return reply.code(answer.statusCode).send(answer.body);
       });
     }
@@ -130,7 +127,7 @@ function routes(deps: WebhookDependencies): WebhookRoute[] {
 
 function contextFor(
   deps: WebhookDependencies,
-  after: Pick<DeliveryContext, 'writes' | 'finisher'>,
+  after: Pick<DeliveryContext, 'writes' | 'finisher' | 'dunnedTiers'>,
   request: FastifyRequest,
 ): DeliveryContext {
   return {

@@ -8,7 +8,7 @@ import { describeIssues, incidentCategory, invoiceIdIn, pickTenantId } from './e
 const DEFAULT_CURRENCY = 'NGN';
 
 /** Paystack sends metadata as an object, a JSON string, or an empty string; anything unreadable reads as null. */
-export const paystackMetadata = z
+const metadata = z
   .preprocess((value) => {
     if (typeof value !== 'string') return value;
     try {
@@ -18,7 +18,7 @@ export const paystackMetadata = z
     }
   }, z.record(z.string(), z.unknown()).nullish())
   .catch(null);
-const metadata = paystackMetadata;
+export { metadata as paystackMetadata };
 const customer = z.object({ customer_code: z.string().nullish(), metadata }).nullish();
 const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a three-letter currency code');
 const timestamp = z.string().nullish();
