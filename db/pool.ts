@@ -41,11 +41,6 @@ export function createPool(databaseUrl: string, opts: PoolOptions = {}): Pool {
           `billops: an idle connection to PostgreSQL at ${where} failed: ${err.message}\n`,
         )),
   );
-  // The embedded PGlite hands one session to each connection in turn: statements an earlier connection prepared would
-  // clash by name with ours. Queued ahead of the connection's first query; a no-op on a fresh PostgreSQL backend.
-  pool.on('connect', (client) => {
-    client.query('DEALLOCATE ALL').catch(() => undefined);
-  });
   return pool;
 }
 

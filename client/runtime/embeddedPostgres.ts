@@ -24,6 +24,11 @@ export async function startEmbeddedPostgres(opts: {
   mkdirSync(opts.dataDir, { recursive: true });
   const db = await PGlite.create(opts.dataDir);
   const server = new PGLiteSocketServer({ db, host, port: opts.port, maxConnections: 1 });
+  // Every connection is handed the same session: what an earlier one prepared would clash by name with the statements
+  // of the next (pg names its prepared statements). Dropped as each connection arrives, before it sends a query.
+  server.addEventListener('connection', () => {
+    db.exec('DEALLOCATE ALL').catch(() => undefined);
+  });
   await server.start();
   return {
     url: `postgres://postgres@${host}:${opts.port}/postgres`,
