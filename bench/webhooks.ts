@@ -19,10 +19,16 @@ import { startTemporalDevServer } from '../client/runtime/temporalDevServer';
 import { MissingToolError, findTemporalCli } from '../client/runtime/tools';
 import { ensureSearchAttributes } from '../client/searchAttributes';
 import {
+  allowedCpus,
+  BenchUsageError,
   benchClient,
+  busyPercent,
+  cpuJiffies,
+  cpuList,
   machine,
   openScratchDatabase,
   parseNumberOptions,
+  pinProcess,
   progress,
   round,
   type ScratchDatabase,
@@ -32,21 +38,28 @@ export const GOALS = { ingressOverBare: 0.9, addedP99Ms: 5 } as const;
 
 const OPTIONS = {
   // Deliveries per timed run of each side.
-  events: { min: 100, default: 1_000 },
-  concurrency: { min: 1, max: 1_000, default: 16 },
+  events: { min: 100, default: 500 },
+  // Calls in flight in the saturated runs: enough that the dev server has calls queued on either side, so each side's
+  // rate is what the server sustains, not the time a call spends outside it (Little's law).
+  concurrency: { min: 1, max: 1_000, default: 64 },
   // Rounds of one bare run and one ingress run, in ABBA order: bare first and last. Short runs, many rounds: the dev
   // server slows as its in-memory store grows, and alternating often cancels that out.
-  repeat: { min: 1, default: 4 },
+  repeat: { min: 1, default: 8 },
   // Untimed deliveries per side first: JIT, keep-alive sockets and pool connections warm.
   warmup: { min: 0, default: 300 },
   // Calls per side in each paced run: the latency at a steady rate, instead of at saturation.
   'paced-events': { min: 100, default: 400 },
   // The paced rate of both sides together, in percent of the bare side's saturated throughput measured just before.
   'paced-load': { min: 5, max: 95, default: 50 },
+  // CPUs given to the dev server alone, as a Temporal cluster has hosts of its own: its capacity is then the same for
+  // both sides, and the ingress's work cannot take from it what it takes from nothing in a deployment. This process
+  // (the load, the ingress, the bare client) and the private PostgreSQL cluster run on the other CPUs. 0: every
+  // process shares every CPU.
+  'temporal-cpus': { min: 0, default: allowedCpus().length >= 2 ? 1 : 0 },
 };
 
 export const WEBHOOKS_USAGE =
-  'npm run bench -- webhooks [--events N] [--concurrency N] [--repeat N] [--warmup N] [--paced-events N] [--paced-load PERCENT]';
+  'npm run bench -- webhooks [--events N] [--concurrency N] [--repeat N] [--warmup N] [--paced-events N] [--paced-load PERCENT] [--temporal-cpus N]';
 
 const NAMESPACE = 'default';
 const TASK_QUEUE = 'billops-bench-webhooks';
@@ -79,17 +92,28 @@ interface Run {
   cpu?: Cpu;
 }
 
+/** The CPUs the dev server runs on alone, and those this process and the private cluster run on. */
+interface Placement {
+  temporal: number[];
+  others: number[];
+}
+
 /** CPU milliseconds spent by this Node process, the Temporal dev server and the scratch database's backends. */
 interface Cpu {
   node: number;
   temporal: number;
   /** Null when PostgreSQL runs where /proc cannot see it (DATABASE_URL on another machine). */
   postgres: number | null;
+  /** Percent of the time each group of CPUs was busy, whoever ran there. */
+  busy: Record<string, number | null>;
+  ms: number;
 }
 
 /** Runs the benchmark and prints its JSON line on stdout; progress goes to stderr. */
 export async function webhooksBench(argv: string[]): Promise<Record<string, unknown>> {
   const opts = parseNumberOptions(argv, OPTIONS);
+  const allowed = allowedCpus();
+  const placement = placeCpus(opts['temporal-cpus'], allowed);
   const cliPath = findTemporalCli();
   if (!cliPath) {
     throw new MissingToolError(
@@ -109,6 +133,14 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
   process.once('exit', onExit);
   const temporalLog = join(workDir, 'temporal.log');
   let failed = false;
+  // Before anything starts: the private cluster's processes inherit this process's CPUs.
+  if (placement) {
+    pinProcess(process.pid, placement.others);
+    progress(
+      `CPUs: the dev server alone on ${cpuList(placement.temporal)}; this process and the private cluster on ` +
+        cpuList(placement.others),
+    );
+  }
   // Started side by side; each is stopped whatever happens to the other.
   const [database, devServer] = await Promise.allSettled([
     openScratchDatabase('billops_bench_webhooks'),
@@ -119,6 +151,7 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
         port: await freePort(),
         logFile: temporalLog,
         namespace: NAMESPACE,
+        ...(placement ? { cpus: cpuList(placement.temporal) } : {}),
       });
     })(),
   ]);
@@ -129,12 +162,23 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
     try {
       await ensureSearchAttributes(connection, NAMESPACE);
       const temporalPid = devServer.value.child.process.pid!;
-      const result = await measure(database.value, connection, temporalPid, opts);
+      const groups: Record<string, number[]> = placement
+        ? { temporalCpus: placement.temporal, otherCpus: placement.others }
+        : { allCpus: allowed };
+      const result = await measure(database.value, connection, temporalPid, groups, opts);
       const line = {
         bench: 'webhooks',
         ...result,
         goals: GOALS,
         temporal: { server: temporalVersion(cliPath), mode: 'dev server, in memory, no worker' },
+        cpus: placement
+          ? {
+              temporalCpus: cpuList(placement.temporal),
+              otherCpus: cpuList(placement.others),
+              placement:
+                'the dev server alone on temporalCpus; the load, the ingress and the private cluster on otherCpus',
+            }
+          : { allCpus: cpuList(allowed), placement: 'shared: every process on every CPU' },
         database: { where: database.value.description, postgres: database.value.serverVersion },
         machine: machine(loadAtStart),
         totalSeconds: round((Date.now() - started) / 1000, 1),
@@ -153,15 +197,41 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
     process.removeListener('exit', onExit);
     rmSync(workDir, { recursive: true, force: true });
     if (database.status === 'fulfilled') await database.value.close();
+    if (placement) pinProcess(process.pid, allowed);
   }
+}
+
+/** The dev server gets the first `n` of this process's CPUs, everything else the rest; null for `n` = 0. */
+function placeCpus(n: number, allowed: number[]): Placement | null {
+  if (n === 0) return null;
+  if (n >= allowed.length) {
+    throw new BenchUsageError(
+      `--temporal-cpus ${n} leaves no CPU for the ingress, the load and PostgreSQL: this process may run on ` +
+        `${allowed.length} (${cpuList(allowed)}). Give the dev server at most ${allowed.length - 1}, or 0 to let ` +
+        `every process use every CPU.`,
+    );
+  }
+  if (spawnSync('taskset', ['--version']).error) {
+    throw new Error(
+      'taskset (util-linux) is needed to give the dev server CPUs of its own: install util-linux, ' +
+        'or pass --temporal-cpus 0 to let every process use every CPU.',
+    );
+  }
+  return { temporal: allowed.slice(0, n), others: allowed.slice(n) };
 }
 
 type Options = Record<keyof typeof OPTIONS, number>;
 
-async function measure(db: ScratchDatabase, connection: Connection, temporalPid: number, opts: Options) {
+async function measure(
+  db: ScratchDatabase,
+  connection: Connection,
+  temporalPid: number,
+  groups: Record<string, number[]>,
+  opts: Options,
+) {
   // Run 0 is the warm-up; each run has its own tenants, so every delivery starts a new lifecycle.
   await insertTenants(db.url, opts);
-  const cpu = await CpuMeter.start(db.url, temporalPid);
+  const cpu = await CpuMeter.start(db.url, temporalPid, groups);
 
   const bareClient = new Client({ connection, namespace: NAMESPACE });
   const temporal: Meter = { calls: 0, ms: 0 };
@@ -247,7 +317,7 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
           const run: Run = {
             ...result,
             ...(side === 'ingress' ? ingressMeters(before) : {}),
-            cpu: CpuMeter.since(await cpu.sample(), before.cpu),
+            cpu: cpu.since(await cpu.sample(), before.cpu),
           };
           runs.push(run);
           report(`saturated run ${r}`, run);
@@ -267,8 +337,13 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
           { side: first, prepare: calls[first](run) },
           { side: second, prepare: calls[second](run) },
         ]);
+        const used = cpu.since(await cpu.sample(), before.cpu);
         for (const side of paced) {
-          const metered: Run = side.side === 'ingress' ? { ...side, ...ingressMeters(before) } : side;
+          const metered: Run = {
+            ...side,
+            ...(side.side === 'ingress' ? ingressMeters(before) : {}),
+            cpu: used,
+          };
           runs.push(metered);
           report(`paced run ${r}`, metered);
         }
@@ -313,11 +388,13 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
         call: 'client.workflow.signalWithStart (startOrJoinDunning)',
         ...bare,
         cpuMsPerEvent: bareCpu,
+        busyPercent: busy(saturatedRuns.filter((run) => run.side === 'bare')),
       },
       ingress: {
         call: 'POST /webhooks/stripe, signed invoice.payment_failed, HTTP/1.1 keep-alive',
         ...ingress,
         cpuMsPerEvent: ingressCpu,
+        busyPercent: busy(ingressRuns),
         perEvent: perEvent(ingressRuns, ingress.meanMs),
       },
       ratios,
@@ -328,6 +405,8 @@ async function measure(db: ScratchDatabase, connection: Connection, temporalPid:
         interleaved: true,
         loadPercentOfBare: opts['paced-load'],
         eventsPerSidePerRun: opts['paced-events'],
+        // Both sides share each paced run: its CPU figures once per run.
+        busyPercent: busy(pacedRuns.filter((run) => run.side === 'bare')),
         bare: { ...latencyOnly(pacedBare), maxInFlight: maxInFlight(pacedRuns, 'bare') },
         ingress: {
           ...latencyOnly(pacedIngress),
@@ -649,22 +728,32 @@ function processCpuMs(pid: number): number | undefined {
 
 /**
  * Samples CPU time before and after a run: this process, the dev server, and the backends connected to the scratch
- * database (not the cluster's background processes). A backend that appears during a run counts in full.
+ * database (not the cluster's background processes). A backend that appears during a run counts in full. Also how
+ * busy each group of CPUs was, whatever ran there.
  */
 class CpuMeter {
   private constructor(
     private readonly admin: ReturnType<typeof benchClient>,
     private readonly temporalPid: number,
+    private readonly groups: Record<string, number[]>,
   ) {}
 
-  static async start(url: string, temporalPid: number): Promise<CpuMeter> {
+  static async start(url: string, temporalPid: number, groups: Record<string, number[]>): Promise<CpuMeter> {
     const admin = benchClient(url, 'billops-bench-admin');
     await admin.connect();
-    return new CpuMeter(admin, temporalPid);
+    return new CpuMeter(admin, temporalPid, groups);
   }
 
   /** Per backend pid its CPU so far; null when no backend's /proc entry is readable. */
-  async sample(): Promise<{ node: number; temporal: number; backends: Map<number, number> | null }> {
+  async sample(): Promise<{
+    at: number;
+    node: number;
+    temporal: number;
+    backends: Map<number, number> | null;
+    jiffies: ReturnType<typeof cpuJiffies>;
+  }> {
+    const at = performance.now();
+    const jiffies = cpuJiffies();
     const usage = process.cpuUsage();
     const { rows } = await this.admin.query<{ pid: number }>(
       `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
@@ -675,19 +764,33 @@ class CpuMeter {
       if (ms !== undefined) backends.set(pid, ms);
     }
     return {
+      at,
       node: (usage.user + usage.system) / 1000,
       temporal: processCpuMs(this.temporalPid) ?? NaN,
       backends: rows.length > 0 && backends.size === 0 ? null : backends,
+      jiffies,
     };
   }
 
-  static since(after: Awaited<ReturnType<CpuMeter['sample']>>, before: typeof after): Cpu {
+  since(after: Awaited<ReturnType<CpuMeter['sample']>>, before: typeof after): Cpu {
     let postgres: number | null = null;
     if (after.backends && before.backends) {
       postgres = 0;
       for (const [pid, ms] of after.backends) postgres += ms - (before.backends.get(pid) ?? 0);
     }
-    return { node: after.node - before.node, temporal: after.temporal - before.temporal, postgres };
+    const busy = Object.fromEntries(
+      Object.entries(this.groups).map(([name, ids]) => [
+        name,
+        busyPercent(after.jiffies, before.jiffies, ids),
+      ]),
+    );
+    return {
+      node: after.node - before.node,
+      temporal: after.temporal - before.temporal,
+      postgres,
+      busy,
+      ms: after.at - before.at,
+    };
   }
 
   async stop(): Promise<void> {
@@ -705,6 +808,19 @@ function cpuPerEvent(runs: Run[]) {
   const temporal = total((cpu) => cpu.temporal)!;
   const postgres = total((cpu) => cpu.postgres);
   return { node, temporal, postgres, total: round(node + temporal + (postgres ?? 0), 2) };
+}
+
+/** How busy each group of CPUs was over these runs, weighted by their length; null where /proc/stat said nothing. */
+function busy(runs: Run[]): Record<string, number | null> {
+  const ms = runs.reduce((n, run) => n + run.cpu!.ms, 0);
+  const names = Object.keys(runs[0]?.cpu?.busy ?? {});
+  return Object.fromEntries(
+    names.map((name) => {
+      const values = runs.map((run) => run.cpu!.busy[name] ?? null);
+      if (values.some((v) => v === null)) return [name, null];
+      return [name, round(runs.reduce((n, run) => n + run.cpu!.busy[name]! * run.cpu!.ms, 0) / ms, 1)];
+    }),
+  );
 }
 
 // ---- Figures ----

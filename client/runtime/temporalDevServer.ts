@@ -11,6 +11,8 @@ export interface DevServerOptions {
   dbFile?: string;
   logFile: string;
   namespace: string;
+  /** CPUs the server may run on ("0" or "0,1"), set with util-linux's taskset before it starts; omit for every CPU. */
+  cpus?: string;
 }
 
 export interface DevServer {
@@ -42,8 +44,9 @@ export async function startTemporalDevServer(
 
   const child = supervisor.spawn({
     name: 'temporal dev server',
-    command: opts.cliPath,
-    args,
+    // taskset execs the CLI in place: the child's pid is the server's.
+    command: opts.cpus === undefined ? opts.cliPath : 'taskset',
+    args: opts.cpus === undefined ? args : ['-c', opts.cpus, opts.cliPath, ...args],
     logFile: opts.logFile,
   });
   await waitForPort(host, opts.port, { timeoutMs: 60_000, child });
