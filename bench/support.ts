@@ -429,7 +429,7 @@ export function allowedCpus(): number[] {
 }
 
 /** "0-2,5" → [0, 1, 2, 5]. */
-export function parseCpuList(list: string): number[] {
+function parseCpuList(list: string): number[] {
   return list.split(',').flatMap((part) => {
     const [from, to] = part.split('-').map(Number) as [number, number | undefined];
     return Array.from({ length: (to ?? from) - from + 1 }, (_, i) => from + i);

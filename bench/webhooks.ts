@@ -36,6 +36,9 @@ import {
 
 export const GOALS = { ingressOverBare: 0.9, addedP99Ms: 5 } as const;
 
+/** The CPUs this process may run on, read once. */
+const ALLOWED_CPUS = allowedCpus();
+
 const OPTIONS = {
   // Deliveries per timed run of each side.
   events: { min: 100, default: 500 },
@@ -55,7 +58,7 @@ const OPTIONS = {
   // both sides, and the ingress's work cannot take from it what it takes from nothing in a deployment. This process
   // (the load, the ingress, the bare client) and the private PostgreSQL cluster run on the other CPUs. 0: every
   // process shares every CPU.
-  'temporal-cpus': { min: 0, default: allowedCpus().length >= 2 ? 1 : 0 },
+  'temporal-cpus': { min: 0, default: ALLOWED_CPUS.length >= 2 ? 1 : 0 },
 };
 
 export const WEBHOOKS_USAGE =
@@ -112,7 +115,7 @@ interface Cpu {
 /** Runs the benchmark and prints its JSON line on stdout; progress goes to stderr. */
 export async function webhooksBench(argv: string[]): Promise<Record<string, unknown>> {
   const opts = parseNumberOptions(argv, OPTIONS);
-  const allowed = allowedCpus();
+  const allowed = ALLOWED_CPUS;
   const placement = placeCpus(opts['temporal-cpus'], allowed);
   const cliPath = findTemporalCli();
   if (!cliPath) {
@@ -216,12 +219,6 @@ function placeCpus(n: number, allowed: number[]): Placement | null {
       `--temporal-cpus ${n} leaves no CPU for the ingress, the load and PostgreSQL: this process may run on ` +
         `${allowed.length} (${cpuList(allowed)}). Give the dev server at most ${allowed.length - 1}, or 0 to let ` +
         `every process use every CPU.`,
-    );
-  }
-  if (spawnSync('taskset', ['--version']).error) {
-    throw new Error(
-      'taskset (util-linux) is needed to give the dev server CPUs of its own: install util-linux, ' +
-        'or pass --temporal-cpus 0 to let every process use every CPU.',
     );
   }
   return { temporal: allowed.slice(0, n), others: allowed.slice(n) };
@@ -823,8 +820,7 @@ function busy(runs: Run[]): Record<string, number | null> {
   const names = Object.keys(runs[0]?.cpu?.busy ?? {});
   return Object.fromEntries(
     names.map((name) => {
-      const values = runs.map((run) => run.cpu!.busy[name] ?? null);
-      if (values.some((v) => v === null)) return [name, null];
+      if (runs.some((run) => run.cpu!.busy[name] == null)) return [name, null];
       return [name, round(runs.reduce((n, run) => n + run.cpu!.busy[name]! * run.cpu!.ms, 0) / ms, 1)];
     }),
   );
