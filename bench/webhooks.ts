@@ -5,13 +5,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, type PerformanceEntry } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import type { Pool } from 'pg';
 import Stripe from 'stripe';
 import { createPool } from '../db/pool';
 import type { DunningInput } from '../domain/dunning';
 import { defaultPolicy } from '../domain/policy';
-import { startOrJoinDunning } from '../client/dunning';
+import { dunningWorkflowId, startOrJoinDunning } from '../client/dunning';
 import { buildIngress } from '../client/ingress/server';
 import { FINISH_STATEMENT } from '../client/ingress/webhooks/eventStore';
 import { ChildSupervisor, freePort } from '../client/runtime/processes';
@@ -89,6 +90,11 @@ interface Run {
   latencies: Float64Array;
   /** Paced runs: the most calls open at once. */
   maxInFlight?: number;
+  /** Paced runs: when each call was sent and answered (performance.now()); a late send counts in its latency. */
+  sentAt?: Float64Array;
+  doneAt?: Float64Array;
+  /** Paced ingress runs: the time each delivery spent outside its own signalWithStart call, from sending to answer. */
+  ownMs?: Float64Array;
   /** Ingress runs: PostgreSQL queries and signalWithStart calls made while the run lasted. */
   db?: Queries;
   temporal?: Meter;
@@ -239,6 +245,8 @@ async function measure(
 
   const bareClient = new Client({ connection, namespace: NAMESPACE });
   const temporal: Meter = { calls: 0, ms: 0 };
+  /** How long the ingress's signalWithStart took per workflow id, for the paced runs' own time per delivery. */
+  const callMs = new Map<string, number>();
   // A client of its own for the ingress, on the same connection, to time the signalWithStart calls it makes.
   const ingressClient = new Client({
     connection,
@@ -251,8 +259,10 @@ async function measure(
             try {
               return await next(input);
             } finally {
+              const ms = performance.now() - t0;
               temporal.calls += 1;
-              temporal.ms += performance.now() - t0;
+              temporal.ms += ms;
+              callMs.set(input.options.workflowId, ms);
             }
           },
         },
@@ -333,6 +343,7 @@ async function measure(
     // which side goes first alternates from round to round.
     const pacedRounds = async (perSecond: number): Promise<Run[]> => {
       const runs: Run[] = [];
+      callMs.clear();
       for (let r = 1; r <= opts.repeat; r++) {
         const run = opts.repeat + r;
         const before = await meters();
@@ -345,7 +356,9 @@ async function measure(
         for (const side of paced) {
           const metered: Run = {
             ...side,
-            ...(side.side === 'ingress' ? ingressMeters(before) : {}),
+            ...(side.side === 'ingress'
+              ? { ...ingressMeters(before), ownMs: ownTimes(side, run, callMs) }
+              : {}),
             cpu: used,
           };
           runs.push(metered);
@@ -370,10 +383,18 @@ async function measure(
     progress(
       `paced: ${perSecond} calls a second (${opts['paced-load']} % of the bare throughput), bare and ingress in turn`,
     );
-    const pacedRuns = await pacedRounds(perSecond);
+    const gc = GcPauses.observe();
+    const pacedRuns = await pacedRounds(perSecond).finally(() => gc.stop());
     const pacedBare = summarise(pacedRuns.filter((run) => run.side === 'bare'));
     const pacedIngressRuns = pacedRuns.filter((run) => run.side === 'ingress');
     const pacedIngress = summarise(pacedIngressRuns);
+    const own = ownSummary(pacedIngressRuns);
+    const pauses = gc.summary(pacedRuns);
+    progress(
+      `paced ingress own time (delivery less its signalWithStart): p50 ${own.p50Ms} ms, p99 ${own.p99Ms} ms; ` +
+        `${pauses.count} GC pauses (p50 ${pauses.p50Ms} ms, max ${pauses.maxMs} ms), ` +
+        `in ${pauses.slowestOwnWithPause} of the slowest 1 %`,
+    );
 
     const verified = await verify(db.url, bareClient, opts);
     const bareCpu = cpuPerEvent(saturatedRuns.filter((run) => run.side === 'bare'));
@@ -416,7 +437,9 @@ async function measure(
           ...latencyOnly(pacedIngress),
           maxInFlight: maxInFlight(pacedRuns, 'ingress'),
           perEvent: perEvent(pacedIngressRuns, pacedIngress.meanMs),
+          ownMs: own,
         },
+        gcPauses: pauses,
       },
       addedP50Ms: round(pacedIngress.p50Ms - pacedBare.p50Ms, 2),
       addedP99Ms,
@@ -472,6 +495,8 @@ async function pace(
   sides: { side: Side; prepare: (i: number) => () => Promise<void> }[],
 ): Promise<Run[]> {
   const latencies = sides.map(() => new Float64Array(perSide));
+  const sentAt = sides.map(() => new Float64Array(perSide));
+  const doneAt = sides.map(() => new Float64Array(perSide));
   const interval = 1000 / perSecond;
   const open = new Set<Promise<void>>();
   let maxInFlight = 0;
@@ -490,9 +515,11 @@ async function pace(
         `the calls fell behind ${perSecond} a second (${MAX_IN_FLIGHT} open at once): lower --paced-load`,
       );
     }
+    sentAt[s]![i] = performance.now();
     const sent: Promise<void> = call().then(
       () => {
-        latencies[s]![i] = performance.now() - due;
+        doneAt[s]![i] = performance.now();
+        latencies[s]![i] = doneAt[s]![i]! - due;
         open.delete(sent);
       },
       (err: unknown) => {
@@ -506,7 +533,88 @@ async function pace(
   await Promise.all(open);
   if (failure !== undefined) throw failure;
   const ms = performance.now() - t0;
-  return sides.map(({ side }, s) => ({ side, events: perSide, ms, latencies: latencies[s]!, maxInFlight }));
+  return sides.map(({ side }, s) => ({
+    side,
+    events: perSide,
+    ms,
+    latencies: latencies[s]!,
+    maxInFlight,
+    sentAt: sentAt[s]!,
+    doneAt: doneAt[s]!,
+  }));
+}
+
+/**
+ * Each delivery's own time: from sending it to reading its answer, less its signalWithStart call as the ingress timed
+ * it. What is left is what the ingress adds to the call: HTTP at both ends, the signature, parsing, PostgreSQL, and any
+ * pause of this process meanwhile.
+ */
+function ownTimes(run: Run, runNumber: number, callMs: Map<string, number>): Float64Array {
+  const own = new Float64Array(run.events);
+  for (let i = 0; i < run.events; i++) {
+    const workflowId = dunningWorkflowId(tenantId('ingress', runNumber, i));
+    const call = callMs.get(workflowId);
+    if (call === undefined) throw new Error(`the ingress made no signalWithStart for ${workflowId}`);
+    callMs.delete(workflowId);
+    own[i] = run.doneAt![i]! - run.sentAt![i]! - call;
+  }
+  return own;
+}
+
+function ownSummary(runs: Run[]) {
+  const all = sortedConcat(runs.map((run) => run.ownMs!));
+  return {
+    meanMs: round(all.reduce((n, v) => n + v, 0) / all.length, 2),
+    p50Ms: percentile(all, 0.5),
+    p90Ms: percentile(all, 0.9),
+    p99Ms: percentile(all, 0.99),
+    maxMs: round(all[all.length - 1]!, 2),
+  };
+}
+
+/**
+ * Garbage-collection pauses of this process (the load, the ingress and the bare client share its one thread) while
+ * the paced runs last, and how many of the slowest 1 % of deliveries (by own time) had one fall inside them.
+ */
+class GcPauses {
+  private readonly entries: PerformanceEntry[] = [];
+  private readonly observer = new PerformanceObserver((list) => this.entries.push(...list.getEntries()));
+  private readonly from = performance.now();
+  private until = Infinity;
+
+  static observe(): GcPauses {
+    const pauses = new GcPauses();
+    pauses.observer.observe({ entryTypes: ['gc'] });
+    return pauses;
+  }
+
+  stop(): void {
+    this.observer.disconnect();
+    this.until = performance.now();
+  }
+
+  summary(runs: Run[]) {
+    const ms = Float64Array.from(this.entries, (e) => e.duration).sort();
+    const total = ms.reduce((n, v) => n + v, 0);
+    // The deliveries whose own time is in the top 1 %, and whether a pause overlapped each.
+    const deliveries = runs
+      .filter((run) => run.side === 'ingress')
+      .flatMap((run) =>
+        Array.from(run.ownMs!, (own, i) => ({ own, from: run.sentAt![i]!, to: run.doneAt![i]! })),
+      )
+      .sort((a, b) => b.own - a.own);
+    const slowest = deliveries.slice(0, Math.max(1, Math.ceil(deliveries.length / 100)));
+    const paused = slowest.filter((d) =>
+      this.entries.some((e) => e.startTime < d.to && e.startTime + e.duration > d.from),
+    ).length;
+    return {
+      count: ms.length,
+      p50Ms: ms.length > 0 ? percentile(ms, 0.5) : null,
+      maxMs: ms.length > 0 ? round(ms[ms.length - 1]!, 2) : null,
+      pausedPercent: round((100 * total) / (this.until - this.from), 2),
+      slowestOwnWithPause: `${paused} of ${slowest.length}`,
+    };
+  }
 }
 
 // ---- The two sides' requests ----
@@ -831,14 +939,8 @@ function busy(runs: Run[]): Record<string, number | null> {
 function summarise(runs: Run[]) {
   const events = runs.reduce((n, run) => n + run.events, 0);
   const ms = runs.reduce((n, run) => n + run.ms, 0);
-  const all = new Float64Array(events);
-  let at = 0;
-  for (const run of runs) {
-    all.set(run.latencies, at);
-    at += run.latencies.length;
-  }
-  all.sort();
-  const pct = (p: number) => round(all[Math.max(0, Math.ceil(p * all.length) - 1)]!, 2);
+  const all = sortedConcat(runs.map((run) => run.latencies));
+  const pct = (p: number) => percentile(all, p);
   return {
     events,
     seconds: round(ms / 1000),
@@ -851,6 +953,21 @@ function summarise(runs: Run[]) {
     runsEventsPerSecond: runs.map((run) => Math.round(run.events / (run.ms / 1000))),
   };
 }
+
+/** The arrays joined into one, sorted ascending. */
+function sortedConcat(parts: Float64Array[]): Float64Array {
+  const all = new Float64Array(parts.reduce((n, part) => n + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.length;
+  }
+  return all.sort();
+}
+
+/** The value at or below which a fraction `p` of the sorted values lie (nearest rank), rounded to 0.01. */
+const percentile = (sorted: Float64Array, p: number) =>
+  round(sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]!, 2);
 
 /** The latency figures of a summary, for paced runs (whose throughput is the rate they were given). */
 function latencyOnly(s: ReturnType<typeof summarise>) {
