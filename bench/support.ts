@@ -189,7 +189,7 @@ async function startPrivateCluster(cleanups: Array<() => Promise<void> | void>):
   process.once('exit', onExit);
   cleanups.push(() => {
     process.removeListener('exit', onExit);
-    if (failed || process.exitCode) tailLog(logFile);
+    if (failed || process.exitCode) tailLog(logFile, 'PostgreSQL');
     rmSync(workDir, { recursive: true, force: true });
   });
   cleanups.push(() => supervisor.stopAll());
@@ -238,10 +238,11 @@ async function connectWhenReady(url: string, timeoutMs = 30_000): Promise<Client
   }
 }
 
-function tailLog(logFile: string): void {
+/** The last lines of a server's log on stderr, to show why it failed; nothing when there is no log. */
+export function tailLog(logFile: string, server: string): void {
   if (!existsSync(logFile)) return;
   const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15);
-  progress(`last lines of the PostgreSQL log:\n${lines.join('\n')}`);
+  if (lines.length > 0) progress(`last lines of the ${server} log:\n${lines.join('\n')}`);
 }
 
 function withDatabase(url: string, database: string): string {

@@ -1,7 +1,7 @@
 // Benchmark: signed Stripe invoice.payment_failed deliveries through the HTTP ingress against bare signalWithStart calls on the same Temporal dev server.
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,6 +32,7 @@ import {
   pinProcess,
   progress,
   round,
+  tailLog,
   type ScratchDatabase,
 } from './support';
 
@@ -202,7 +203,7 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
     throw err;
   } finally {
     await supervisor.stopAll();
-    if (failed) tailLog(temporalLog);
+    if (failed) tailLog(temporalLog, 'the Temporal dev server');
     process.removeListener('exit', onExit);
     rmSync(workDir, { recursive: true, force: true });
     if (database.status === 'fulfilled') await database.value.close();
@@ -388,7 +389,7 @@ async function measure(
     const pacedBare = summarise(pacedRuns.filter((run) => run.side === 'bare'));
     const pacedIngressRuns = pacedRuns.filter((run) => run.side === 'ingress');
     const pacedIngress = summarise(pacedIngressRuns);
-    const own = ownSummary(pacedIngressRuns);
+    const own = distribution(pacedIngressRuns.map((run) => run.ownMs!));
     const pauses = gc.summary(pacedRuns);
     progress(
       `paced ingress own time (delivery less its signalWithStart): p50 ${own.p50Ms} ms, p99 ${own.p99Ms} ms; ` +
@@ -559,17 +560,6 @@ function ownTimes(run: Run, runNumber: number, callMs: Map<string, number>): Flo
     own[i] = run.doneAt![i]! - run.sentAt![i]! - call;
   }
   return own;
-}
-
-function ownSummary(runs: Run[]) {
-  const all = sortedConcat(runs.map((run) => run.ownMs!));
-  return {
-    meanMs: round(all.reduce((n, v) => n + v, 0) / all.length, 2),
-    p50Ms: percentile(all, 0.5),
-    p90Ms: percentile(all, 0.9),
-    p99Ms: percentile(all, 0.99),
-    maxMs: round(all[all.length - 1]!, 2),
-  };
 }
 
 /**
@@ -823,8 +813,11 @@ const since = (now: Meter, before: Meter): Meter => ({
 
 // ---- CPU ----
 
-const CLOCK_TICKS_PER_SECOND =
-  Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100;
+let clockTicksPerSecond: number | undefined;
+/** The kernel's clock ticks per second (/proc counts CPU time in them), asked once, when first needed. */
+const clockTicks = () =>
+  (clockTicksPerSecond ??=
+    Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim()) || 100);
 
 /** utime + stime of a process (every thread), in ms; undefined once it is gone or unreadable. */
 function processCpuMs(pid: number): number | undefined {
@@ -832,7 +825,7 @@ function processCpuMs(pid: number): number | undefined {
     // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS_PER_SECOND;
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();
   } catch {
     return undefined;
   }
@@ -939,18 +932,24 @@ function busy(runs: Run[]): Record<string, number | null> {
 function summarise(runs: Run[]) {
   const events = runs.reduce((n, run) => n + run.events, 0);
   const ms = runs.reduce((n, run) => n + run.ms, 0);
-  const all = sortedConcat(runs.map((run) => run.latencies));
-  const pct = (p: number) => percentile(all, p);
   return {
     events,
     seconds: round(ms / 1000),
     eventsPerSecond: Math.round(events / (ms / 1000)),
-    meanMs: round(all.reduce((n, v) => n + v, 0) / all.length, 2),
-    p50Ms: pct(0.5),
-    p90Ms: pct(0.9),
-    p99Ms: pct(0.99),
-    maxMs: round(all[all.length - 1]!, 2),
+    ...distribution(runs.map((run) => run.latencies)),
     runsEventsPerSecond: runs.map((run) => Math.round(run.events / (run.ms / 1000))),
+  };
+}
+
+/** Mean, p50, p90, p99 and max of the times in `parts` taken together, in ms. */
+function distribution(parts: Float64Array[]) {
+  const all = sortedConcat(parts);
+  return {
+    meanMs: round(all.reduce((n, v) => n + v, 0) / all.length, 2),
+    p50Ms: percentile(all, 0.5),
+    p90Ms: percentile(all, 0.9),
+    p99Ms: percentile(all, 0.99),
+    maxMs: round(all[all.length - 1]!, 2),
   };
 }
 
@@ -1010,12 +1009,6 @@ function perEvent(runs: Run[], meanMs: number) {
 function temporalVersion(cliPath: string): string {
   const out = spawnSync(cliPath, ['--version'], { encoding: 'utf8' }).stdout ?? '';
   return out.trim().replace(/^temporal version /, 'temporal CLI ');
-}
-
-function tailLog(logFile: string): void {
-  if (!existsSync(logFile)) return;
-  const lines = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15);
-  if (lines.length > 0) progress(`last lines of the Temporal dev server log:\n${lines.join('\n')}`);
 }
 
 if (require.main === module) {

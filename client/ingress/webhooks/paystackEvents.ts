@@ -8,7 +8,7 @@ import { describeIssues, incidentCategory, invoiceIdIn, pickTenantId } from './e
 const DEFAULT_CURRENCY = 'NGN';
 
 /** Paystack sends metadata as an object, a JSON string, or an empty string; anything unreadable reads as null. */
-const metadata = z
+export const paystackMetadata = z
   .preprocess((value) => {
     if (typeof value !== 'string') return value;
     try {
@@ -18,8 +18,7 @@ const metadata = z
     }
   }, z.record(z.string(), z.unknown()).nullish())
   .catch(null);
-export { metadata as paystackMetadata };
-const customer = z.object({ customer_code: z.string().nullish(), metadata }).nullish();
+const customer = z.object({ customer_code: z.string().nullish(), metadata: paystackMetadata }).nullish();
 const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a three-letter currency code');
 const timestamp = z.string().nullish();
 
@@ -29,7 +28,7 @@ const chargeSchema = z.object({
   reference: z.string().min(1),
   amount: z.number().int().nonnegative(),
   currency: currency.nullish(),
-  metadata,
+  metadata: paystackMetadata,
   customer,
   paid_at: timestamp,
   paidAt: timestamp,
@@ -42,16 +41,16 @@ const invoiceSchema = z.object({
   invoice_code: z.string().min(1),
   amount: z.number().int().nonnegative(),
   currency: currency.nullish(),
-  metadata,
+  metadata: paystackMetadata,
   customer,
-  subscription: z.object({ metadata }).nullish(),
+  subscription: z.object({ metadata: paystackMetadata }).nullish(),
   transaction: z.object({ reference: z.string().nullish() }).nullish(),
   period_start: timestamp,
   period_end: timestamp,
   created_at: timestamp,
 });
 
-const incidentObjectSchema = z.object({ metadata, customer });
+const incidentObjectSchema = z.object({ metadata: paystackMetadata, customer });
 
 export function readPaystackEvent(body: unknown, rawBody: Buffer): VerifiedEvent {
   const parsed = eventSchema.safeParse(body);
