@@ -122,8 +122,7 @@ interface Cpu {
 /** Runs the benchmark and prints its JSON line on stdout; progress goes to stderr. */
 export async function webhooksBench(argv: string[]): Promise<Record<string, unknown>> {
   const opts = parseNumberOptions(argv, OPTIONS);
-  const allowed = ALLOWED_CPUS;
-  const placement = placeCpus(opts['temporal-cpus'], allowed);
+  const placement = placeCpus(opts['temporal-cpus'], ALLOWED_CPUS);
   const cliPath = findTemporalCli();
   if (!cliPath) {
     throw new MissingToolError(
@@ -174,7 +173,7 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
       const temporalPid = devServer.value.child.process.pid!;
       const groups: Record<string, number[]> = placement
         ? { temporalCpus: placement.temporal, otherCpus: placement.others }
-        : { allCpus: allowed };
+        : { allCpus: ALLOWED_CPUS };
       const result = await measure(database.value, connection, temporalPid, groups, opts);
       const line = {
         bench: 'webhooks',
@@ -188,7 +187,7 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
               placement:
                 'the dev server alone on temporalCpus; the load, the ingress and the private cluster on otherCpus',
             }
-          : { allCpus: cpuList(allowed), placement: 'shared: every process on every CPU' },
+          : { allCpus: cpuList(ALLOWED_CPUS), placement: 'shared: every process on every CPU' },
         database: { where: database.value.description, postgres: database.value.serverVersion },
         machine: machine(loadAtStart),
         totalSeconds: round((Date.now() - started) / 1000, 1),
@@ -210,9 +209,11 @@ export async function webhooksBench(argv: string[]): Promise<Record<string, unkn
     if (placement) {
       // Back on every CPU for whatever runs next in this process (`npm run bench` runs every benchmark in turn).
       try {
-        pinProcess(process.pid, allowed);
+        pinProcess(process.pid, ALLOWED_CPUS);
       } catch (err) {
-        progress(`could not put this process back on CPUs ${cpuList(allowed)}: ${(err as Error).message}`);
+        progress(
+          `could not put this process back on CPUs ${cpuList(ALLOWED_CPUS)}: ${(err as Error).message}`,
+        );
       }
     }
   }
