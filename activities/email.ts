@@ -1,6 +1,6 @@
 // Email activities: every message goes through the email_outbox table, so a retried activity never sends twice.
 import type { Pool } from 'pg';
-import type { Mailer } from './mailer';
+import type { Mailer } from '../drivers/smtp';
 
 export interface EmailRequest {
   /** Workflow id + step: the same key always means the same message. */

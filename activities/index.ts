@@ -1,28 +1,28 @@
 // All activity groups, built from the worker's dependencies; the type is what workflows proxy.
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
-import { createBillingOutageActivities } from './billingHealth';
+import { createBillingOutageActivities } from './incidents/billingSystemOutage';
 import { createDecisionActivities } from './decisions';
-import { createDisputeActivities } from './disputes';
+import { createDisputeActivities } from './incidents/billingDispute';
 import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
-import { createIncidentActivities } from './incidents';
+import { createIncidentActivities } from './incidents/common';
 import { createInvoicingActivities } from './invoicing';
-import type { Mailer } from './mailer';
+import type { Mailer } from '../drivers/smtp';
 import { createNoticeActivities } from './notices';
-import { createOverageActivities } from './overage';
+import { createOverageActivities } from './usage/overage';
 import { createPagingActivities, type PagingOptions } from './paging';
 import { createPaymentActivities, type PaymentGateways } from './payments';
-import { createProcessorOutageActivities } from './processorOutage';
-import { createRefundActivities } from './refunds';
-import { createRollupActivities } from './rollups';
+import { createProcessorOutageActivities } from './incidents/paymentProcessorOutage';
+import { createRefundActivities } from './incidents/refund';
+import { createRollupActivities } from './usage/rollups';
 import { createServiceControlActivities } from './serviceControls';
-import { createStuckTransactionActivities } from './stuckTransactions';
+import { createStuckTransactionActivities } from './incidents/stuckTransactions';
 import { createSubscriptionActivities } from './subscriptions';
 import { createTenantDataActivities } from './tenantData';
-import { createUsageIncidentActivities } from './usageIncident';
-import { createUsageIntegrityActivities } from './usageIntegrity';
-import { createWebhookRecoveryActivities } from './webhookRecovery';
+import { createUsageIncidentActivities } from './incidents/usageMeteringFailure';
+import { createUsageIntegrityActivities } from './usage/integrity';
+import { createWebhookRecoveryActivities } from './incidents/webhookFailure';
 
 export interface ActivityDependencies {
   pool: Pool;

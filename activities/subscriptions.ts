@@ -7,8 +7,8 @@ import { inTransaction } from '../db/pool';
 import type { BillingTier } from '../domain/policy';
 import type { BillingCycle, SubscriptionChange, TenantSubscription } from '../domain/refunds';
 import type { PaymentGateways } from './payments';
-import { tenantSubscription } from './refunds';
-import { interpretStripeError } from './payments/stripe';
+import { tenantSubscription } from './incidents/refund';
+import { interpretStripeError } from '../drivers/stripe';
 
 export type PaymentConfirmation =
   | {

@@ -8,7 +8,7 @@ import {
   createRollupActivities,
   type BackfillRollupsRequest,
   type BackfillRollupsResult,
-} from '../activities/rollups';
+} from '../activities/usage/rollups';
 import { createPool } from '../db/pool';
 import { DEFAULT_CHUNKS_PER_CALL, HOUR_MS, chunkWindows, type TimeWindow } from '../domain/rollups';
 import {

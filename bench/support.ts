@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../db/migrate';
 import { describeDatabaseUrl } from '../db/pool';
-import { startPostgresCluster } from '../client/runtime/postgresCluster';
-import { ChildSupervisor, freePort } from '../client/runtime/processes';
-import { findPostgresBinDir } from '../client/runtime/tools';
+import { startPostgresCluster } from '../runtime/postgresCluster';
+import { ChildSupervisor, freePort } from '../runtime/processes';
+import { findPostgresBinDir } from '../runtime/tools';
 
 /** A bad option or benchmark name: the dispatcher prints it and exits 2. */
 export class BenchUsageError extends Error {

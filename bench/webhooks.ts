@@ -12,13 +12,13 @@ import Stripe from 'stripe';
 import { createPool } from '../db/pool';
 import type { DunningInput } from '../domain/dunning';
 import { defaultPolicy } from '../domain/policy';
-import { dunningWorkflowId, startOrJoinDunning } from '../client/dunning';
-import { buildIngress } from '../client/ingress/server';
-import { FINISH_STATEMENT } from '../client/ingress/webhooks/eventStore';
-import { ChildSupervisor, freePort } from '../client/runtime/processes';
-import { startTemporalDevServer } from '../client/runtime/temporalDevServer';
-import { MissingToolError, findTemporalCli } from '../client/runtime/tools';
-import { ensureSearchAttributes } from '../client/searchAttributes';
+import { dunningWorkflowId, startOrJoinDunning } from '../temporal/dunning';
+import { buildIngress } from '../ingress/server';
+import { FINISH_STATEMENT } from '../db/webhookEvents';
+import { ChildSupervisor, freePort } from '../runtime/processes';
+import { startTemporalDevServer } from '../runtime/temporalDevServer';
+import { MissingToolError, findTemporalCli } from '../runtime/tools';
+import { ensureSearchAttributes } from '../temporal/searchAttributes';
 import {
   allowedCpus,
   BenchUsageError,

@@ -1,6 +1,6 @@
 // Running totals /metrics turns into counters: settled payments per processor and outcome, closed dunning lifecycles.
 import type { Pool } from 'pg';
-import type { SettledTotals } from '../client/ingress/metrics';
+import type { SettledTotals } from '../ingress/metrics';
 
 /**
  * A payment counts as a success once it was paid (a later refund does not uncount it) and as failed once failed;

@@ -8,7 +8,7 @@ import {
   type UsageBatchSummary,
   type UsageItemResult,
   type ValidatedUsageEvent,
-} from '../domain/usage';
+} from '../domain/usageEvents';
 
 /** A pool, or a client inside the caller's transaction. */
 export type Queryable = Pick<ClientBase, 'query'>;

@@ -1,7 +1,7 @@
 // Builds the billops worker from a connection, a task queue and its dependencies: used by `npm start`, tests and embedders.
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import { createActivities, type ActivityDependencies } from '../activities';
-import { TemporalUnreachableError, tlsFor, type TemporalTarget } from '../client/temporal';
+import { TemporalUnreachableError, tlsFor, type TemporalTarget } from '../temporal/connection';
 
 export const workflowsPath = require.resolve('../workflows');
 

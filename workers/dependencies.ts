@@ -1,10 +1,10 @@
 // The real dependencies a worker runs with: a PostgreSQL pool, an SMTP mailer, payment gateways, and how to release them.
 import type { Client } from '@temporalio/client';
 import type { ActivityDependencies, IncidentDependencies } from '../activities';
-import { createSmtpMailer } from '../activities/mailer';
+import { createSmtpMailer } from '../drivers/smtp';
 import type { PaymentGateways } from '../activities/payments';
 import { createPool } from '../db/pool';
-import type { BillopsConfig } from '../domain/config';
+import type { BillopsConfig } from '../config/env';
 
 /** The incident wiring from configuration: pagers, status page, operators' address, reports, outage hooks. */
 export function incidentDependencies(config: BillopsConfig): IncidentDependencies {

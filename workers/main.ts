@@ -1,8 +1,8 @@
 // Standalone worker process (docker-compose, production): connects to the configured Temporal and serves the task queue.
 import { resolve } from 'node:path';
 import { createGatewaysFromConfig } from '../activities/payments';
-import { loadConfig } from '../client/config';
-import { connectClient } from '../client/temporal';
+import { loadConfig } from '../config/load';
+import { connectClient } from '../temporal/connection';
 import { migrate } from '../db/migrate';
 import { createBillopsWorker, connectWorker } from './createWorker';
 import { createWorkerDependencies, incidentDependencies } from './dependencies';

@@ -1,9 +1,9 @@
 // The workflow bundle's entry: every workflow type the billops worker runs.
 export { customerNoticeWorkflow } from './customerNotice';
 export { dunningWorkflow } from './dunning';
-export { overageWorkflow } from './overage';
-export { usageBackfillWorkflow } from './usageBackfill';
-export { usageRollupWorkflow } from './usageRollup';
+export { overageWorkflow } from './usage/overage';
+export { usageBackfillWorkflow } from './usage/backfill';
+export { usageRollupWorkflow } from './usage/rollup';
 export { stuckTransactionsWorkflow } from './incidents/stuckTransactions';
 export { usageMeteringFailureWorkflow } from './incidents/usageMeteringFailure';
 export { billingDisputeWorkflow } from './incidents/billingDispute';

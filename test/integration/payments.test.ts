@@ -10,11 +10,11 @@ import {
   paymentReference,
   type PaymentAttemptResult,
 } from '../../activities/payments';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { createStripeGateway } from '../../activities/payments/stripe';
-import { STRIPE_MOCK_SECRET_KEY } from '../../client/runtime/stripeMock';
+import { createPaystackGateway } from '../../drivers/paystack';
+import { createStripeGateway } from '../../drivers/stripe';
+import { STRIPE_MOCK_SECRET_KEY } from '../../runtime/stripeMock';
 import { createPool } from '../../db/pool';
-import { parseConfig } from '../../domain/config';
+import { parseConfig } from '../../config/env';
 import { forward, listenOnLoopback } from '../support/httpProxy';
 import { signPaystackWebhook, startPaystackFake, type PaystackFake } from '../support/paystackFake';
 

@@ -1,6 +1,6 @@
 // Run as `node --import tsx test/support/embeddedSessions.ts <dataDir> <port>` (PGlite is ESM, which Jest cannot load):
 // three pools in turn name the same prepared statement on npm start's embedded PGlite; prints their answers as JSON.
-import { startEmbeddedPostgres } from '../../client/runtime/embeddedPostgres';
+import { startEmbeddedPostgres } from '../../runtime/embeddedPostgres';
 import { createPool } from '../../db/pool';
 
 async function main(dataDir: string, port: number): Promise<void> {

@@ -5,17 +5,12 @@ import { join } from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { Client } from 'pg';
 import { migrate } from '../../db/migrate';
-import { startMailCatcher } from '../../client/runtime/mailCatcher';
-import { startPostgresCluster } from '../../client/runtime/postgresCluster';
-import { ChildSupervisor, freePort } from '../../client/runtime/processes';
-import { startTemporalDevServer } from '../../client/runtime/temporalDevServer';
-import { startStripeMock } from '../../client/runtime/stripeMock';
-import {
-  findPostgresBinDir,
-  findStripeMock,
-  findTemporalCli,
-  findTestServer,
-} from '../../client/runtime/tools';
+import { startMailCatcher } from '../../runtime/mailCatcher';
+import { startPostgresCluster } from '../../runtime/postgresCluster';
+import { ChildSupervisor, freePort } from '../../runtime/processes';
+import { startTemporalDevServer } from '../../runtime/temporalDevServer';
+import { startStripeMock } from '../../runtime/stripeMock';
+import { findPostgresBinDir, findStripeMock, findTemporalCli, findTestServer } from '../../runtime/tools';
 import { workflowsPath } from '../../workers/createWorker';
 import { TEST_ENV, type TestRuntime } from './testRuntime';
 

@@ -2,7 +2,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createPaystackGateway, type PaystackGateway } from '../../activities/payments/paystack';
+import { createPaystackGateway, type PaystackGateway } from '../../drivers/paystack';
 
 /** What a saved card (authorization code) does when charged. */
 export type FakeChargeOutcome = 'success' | 'soft_decline' | 'hard_decline' | 'send_otp';

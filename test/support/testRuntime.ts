@@ -1,6 +1,6 @@
 // What globalSetup hands the suites: the addresses of the shared servers, read through one loud accessor.
 import { readFileSync } from 'node:fs';
-import type { ChildSupervisor } from '../../client/runtime/processes';
+import type { ChildSupervisor } from '../../runtime/processes';
 
 export const TEST_ENV = {
   databaseUrl: 'BILLOPS_TEST_DATABASE_URL',

@@ -2,7 +2,7 @@
 // optionally with its payment gateways on the Paystack-shaped fake and stripe-mock.
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { createStripeGateway, type StripeGatewayOptions } from '../../activities/payments/stripe';
+import { createStripeGateway, type StripeGatewayOptions } from '../../drivers/stripe';
 import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { fakePaystackGateway, startPaystackFake, type PaystackFake } from './paystackFake';

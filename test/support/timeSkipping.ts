@@ -2,7 +2,7 @@
 // it running the workflow bundle built once per run; for incident suites, with the receivers and a Paystack fake too.
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { ensureSearchAttributes } from '../../client/searchAttributes';
+import { ensureSearchAttributes } from '../../temporal/searchAttributes';
 import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { startIncidentReceivers, type IncidentReceivers } from './incidentFixtures';

@@ -2,7 +2,7 @@
 // them through app.inject. A suite using it mocks the ESM-only `cookie` module, which Jest on Node 20 cannot load.
 import Fastify, { type LightMyRequestResponse } from 'fastify';
 import Stripe from 'stripe';
-import { PendingWrites, registerWebhookRoutes } from '../../client/ingress/webhooks';
+import { PendingWrites, registerWebhookRoutes } from '../../ingress/webhooks/routes';
 import { defaultPolicy } from '../../domain/policy';
 import { signPaystackWebhook } from './paystackFake';
 import type { TestWorker } from './testWorker';

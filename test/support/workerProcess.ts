@@ -1,7 +1,7 @@
 // A billops worker as its own OS process, for tests that kill it: production's configuration and wiring, the pre-built workflow bundle.
 import { readFileSync } from 'node:fs';
 import { createGatewaysFromConfig } from '../../activities/payments';
-import { loadConfig } from '../../client/config';
+import { loadConfig } from '../../config/load';
 import { connectWorker, createBillopsWorker } from '../../workers/createWorker';
 import { createWorkerDependencies, incidentDependencies } from '../../workers/dependencies';
 import { TEST_ENV } from './testRuntime';

@@ -10,7 +10,7 @@ import { createActivities } from '../../activities';
 import * as definitions from '../../workflows/definitions';
 import * as workflows from '../../workflows';
 import { defaultPolicy } from '../../domain/policy';
-import { buildIngress } from '../../client/ingress/server';
+import { buildIngress } from '../../ingress/server';
 
 const root = join(__dirname, '..', '..');
 
@@ -22,7 +22,7 @@ it('registers the same activity names', () => {
     gateways: {},
     billingPortalUrl: 'https://billing.example.test',
     decisionsLogPath: '/nonexistent/DECISIONS.log',
-    incidents: { paging: {}, opsEmail: 'ops@example.test', reportsDir: '/nonexistent' },
+    incidents: { paging: { timeoutMs: 1000 }, opsEmail: 'ops@example.test', reportsDir: '/nonexistent' },
   });
   expect(Object.keys(activities).sort()).toMatchSnapshot();
 });

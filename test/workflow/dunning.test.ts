@@ -1,7 +1,7 @@
 // The dunning lifecycle on the time-skipping server with the real policy durations, real PostgreSQL and real SMTP.
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { createPaystackGateway } from '../../activities/payments/paystack';
-import { readCaughtMail } from '../../client/runtime/mailCatcher';
+import { createPaystackGateway } from '../../drivers/paystack';
+import { readCaughtMail } from '../../runtime/mailCatcher';
 import type { DunningStatus } from '../../domain/dunning';
 import {
   dunningStatusQuery,

@@ -3,12 +3,12 @@
 // internal credit) or bill the underbilled difference on an adjustment invoice, and send the Billing Error
 // Acknowledgment. The DECISIONS.log line carries the credit.
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { DisputeCredit, DisputeFacts } from '../../activities/disputes';
+import type { DisputeCredit, DisputeFacts } from '../../activities/incidents/billingDispute';
 import type { RecalculatedInvoice } from '../../activities/invoicing';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
-import { BILLOPS, openIncident, type IncidentOutcome } from '../incidentRuntime';
-import { rebuildRollupsUntilValid } from './rollupRebuild';
+import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
+import { rebuildRollupsUntilValid } from './frame/rollupRebuild';
 
 export interface BillingDisputeParams {
   tenantId: string;

@@ -3,10 +3,10 @@
 // cache while the database is away, fail over only when a person approves; on recovery replay the queue and close.
 import { proxyActivities } from '@temporalio/workflow';
 import type { BillopsActivities } from '../../activities';
-import type { DatabaseHealth } from '../../activities/billingHealth';
-import type { OutageHookAction } from '../../activities/outageHooks';
+import type { DatabaseHealth } from '../../activities/incidents/billingSystemOutage';
+import type { OutageHookAction } from '../../activities/incidents/billingSystemOutage/hooks';
 import { durationText, type IncidentInput } from '../../domain/incident';
-import { BILLOPS, openIncident, type IncidentOutcome } from '../incidentRuntime';
+import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 
 export interface BillingSystemOutageParams {
   /** What was seen, in customers' words for the status page (an alert's summary, an operator's note). */

@@ -3,13 +3,13 @@
 // suspensions; accept manual payments; tell the customers. Once it is back: switch back, resume dunning, retry the
 // failed payments, credit the time it was down.
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { TenantNoticeVars } from '../../activities/incidents';
-import type { DunningSteerResult, OutageProcessor } from '../../activities/processorOutage';
+import type { TenantNoticeVars } from '../../activities/incidents/common';
+import type { DunningSteerResult, OutageProcessor } from '../../activities/incidents/paymentProcessorOutage';
 import { durationText, note, type IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import type { Policy } from '../../domain/policy';
 import type { TemplateName } from '../../domain/templates';
-import { BILLOPS, openIncident, type IncidentOutcome, type RecoveredBy } from '../incidentRuntime';
+import { BILLOPS, openIncident, type IncidentOutcome, type RecoveredBy } from './frame';
 
 export interface ProcessorOutageParams {
   processor: OutageProcessor;

@@ -12,7 +12,7 @@ import {
   type RefundParams,
   type ReportedRefund,
 } from '../../domain/refunds';
-import { BILLOPS, openIncident, type Incident, type IncidentOutcome } from '../incidentRuntime';
+import { BILLOPS, openIncident, type Incident, type IncidentOutcome } from './frame';
 
 const money = (m: Money) => formatMinorUnits(m.amountMinor, m.currency);
 

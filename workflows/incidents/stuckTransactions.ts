@@ -2,7 +2,7 @@
 // status updated only when the provider confirms; what the provider still calls pending is checked again with backoff
 // until it settles or an operator resolves the incident.
 import type { IncidentInput } from '../../domain/incident';
-import { openIncident, type IncidentOutcome } from '../incidentRuntime';
+import { openIncident, type IncidentOutcome } from './frame';
 
 export interface StuckTransactionsParams {
   processor?: 'stripe' | 'paystack';

@@ -4,7 +4,7 @@
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import { activationRequestProblem, alreadyActive, type ActivationParams } from '../../domain/refunds';
-import { BILLOPS, openIncident, type IncidentOutcome } from '../incidentRuntime';
+import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 
 const day = (iso: string) => iso.slice(0, 10);
 

@@ -4,12 +4,12 @@
 // for a P1, until an operator approves the release.
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { BillopsActivities } from '../../activities';
-import type { SpotCheckRequest } from '../../activities/usageIntegrity';
+import type { SpotCheckRequest } from '../../activities/usage/integrity';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import { RollupWindowError, wholeHours, type TimeWindow } from '../../domain/rollups';
-import { BILLOPS, openIncident, type IncidentOutcome } from '../incidentRuntime';
-import { rebuildRollupsUntilValid, type RebuildOutcome } from './rollupRebuild';
+import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
+import { rebuildRollupsUntilValid, type RebuildOutcome } from './frame/rollupRebuild';
 
 export interface UsageMeteringFailureParams {
   /** The window whose usage is in doubt (ISO-8601), widened to whole hours. */

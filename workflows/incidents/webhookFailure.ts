@@ -2,10 +2,10 @@
 // intervals"): rejected signatures counted and raised, processing errors replayed from the stored raw events, missed
 // webhooks found at the provider and applied once, and what still fails retried, backing off, for the retry window.
 import { ActivityFailure, condition } from '@temporalio/workflow';
-import type { HandledEvent, ReconcileResult, ReplayRound } from '../../activities/webhookRecovery';
+import type { HandledEvent, ReconcileResult, ReplayRound } from '../../activities/incidents/webhookFailure';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
-import { openIncident, type IncidentOutcome } from '../incidentRuntime';
+import { openIncident, type IncidentOutcome } from './frame';
 
 export interface WebhookFailureParams {
   /** Look this many hours back instead of the policy's webhookFailure.lookbackHours. */

@@ -1,0 +1,538 @@
+// Payment activities of the dunning lifecycle: "Retry Payment" and "Manual Payment Link" through the tenant's processor, each idempotent under its key.
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool, PoolClient } from 'pg';
+import { inTransaction } from '../db/pool';
+import type { BillopsConfig } from '../config/env';
+import { normalizeCurrency } from '../domain/money';
+import { describeQueued, queueWhileReadOnly } from './readOnlyGuard';
+import { createPaystackGateway, type PaystackGateway } from '../drivers/paystack';
+import { createStripeGateway, type DeclineClassification, type StripeGateway } from '../drivers/stripe';
+
+export type { DeclineClassification, StripeGateway } from '../drivers/stripe';
+export type { PaystackGateway } from '../drivers/paystack';
+
+export interface RetryInvoicePaymentRequest {
+  /** Workflow id + step: the same key is the same charge, however often the activity runs. */
+  idempotencyKey: string;
+  tenantId: string;
+  /** Our invoices.id. */
+  invoiceId: string;
+  /** 1-based retry number in the runbook schedule (0 h, 6 h, 24 h, 48 h); sent to Paystack as metadata. */
+  attempt: number;
+}
+
+export type PaymentAttemptResult =
+  | { outcome: 'succeeded'; reference: string; amountMinor: number; currency: string }
+  | { outcome: 'failed'; reason: string; reference?: string }
+  | { outcome: 'hard_declined'; reason: string; declineCode: string; reference?: string };
+
+export interface PaymentLinkRequest {
+  tenantId: string;
+  invoiceId: string;
+  idempotencyKey: string;
+}
+
+export interface PaymentLink {
+  url: string;
+}
+
+export interface PaymentGateways {
+  stripe?: StripeGateway;
+  paystack?: PaystackGateway;
+}
+
+export interface PaymentActivityDependencies extends PaymentGateways {
+  pool: Pool;
+  /** Where a customer pays when no processor can give a link (BILLOPS_BILLING_PORTAL_URL). */
+  billingPortalUrl: string;
+}
+
+/** ApplicationFailure types these activities throw; the workflow branches on them. */
+export const PAYMENT_FAILURE_TYPES = {
+  /** Non-retryable: the tenant or invoice is not in the database. */
+  invoiceUnknown: 'InvoiceUnknown',
+  /** Non-retryable: the invoice is void, or has no processor invoice to pay. */
+  invoiceNotPayable: 'InvoiceNotPayable',
+  /** Non-retryable: the processor refused our secret key. */
+  processorAuthFailed: 'ProcessorAuthFailed',
+  /** Non-retryable: the processor refused the request itself. */
+  processorRejected: 'ProcessorRejected',
+  /** Non-retryable: the processor reports a different amount or currency for our reference. */
+  processorAmountMismatch: 'ProcessorAmountMismatch',
+  /** Non-retryable: the idempotency key was already used for another invoice. */
+  idempotencyConflict: 'IdempotencyConflict',
+  /** Non-retryable: an empty idempotency key. */
+  invalidRequest: 'InvalidRequest',
+  /** Non-retryable: an amount that is not a positive integer in minor units reached the Paystack gateway. */
+  invalidAmount: 'InvalidAmount',
+  /** Retryable: network, 5xx or 429; the retry reuses the key, so nothing is charged twice. */
+  processorUnavailable: 'ProcessorUnavailable',
+  /** Retryable: the processor answered with something we could not read. */
+  processorResponseInvalid: 'ProcessorResponseInvalid',
+  /** Retryable: the charge is still in flight at the processor; the retry verifies it. */
+  paymentPending: 'PaymentPending',
+} as const;
+
+/**
+ * The processor reference for an idempotency key: readable (the runbook looks transactions up by reference),
+ * within Paystack's alphabet (letters, digits, '-', '.', '='), and unique through a digest of the whole key.
+ */
+export function paymentReference(idempotencyKey: string): string {
+  if (idempotencyKey.trim() === '') {
+    throw ApplicationFailure.nonRetryable('idempotencyKey must not be empty', 'InvalidRequest');
+  }
+  const readable = idempotencyKey
+    .replace(/[^A-Za-z0-9.=-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48);
+  const digest = createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 16);
+  return `${readable || 'billops'}-${digest}`;
+}
+
+/** Gateways for the processors whose secret keys are set; the others stay absent, so retries report "not configured". */
+export function createGatewaysFromConfig(config: BillopsConfig): PaymentGateways {
+  const gateways: PaymentGateways = {};
+  if (config.stripe.secretKey) {
+    gateways.stripe = createStripeGateway({
+      secretKey: config.stripe.secretKey,
+      apiBase: config.stripe.apiBase,
+    });
+  }
+  if (config.paystack.secretKey) {
+    gateways.paystack = createPaystackGateway({
+      secretKey: config.paystack.secretKey,
+      baseUrl: config.paystack.baseUrl,
+      timeoutSeconds: config.paystack.timeoutSeconds,
+    });
+  }
+  return gateways;
+}
+
+type Processor = 'stripe' | 'paystack' | 'none';
+
+interface InvoiceRow {
+  tenant_id: string;
+  payment_processor: Processor;
+  billing_email: string;
+  paystack_authorization_code: string | null;
+  invoice_id: string | null;
+  status: string | null;
+  processor: Processor | null;
+  processor_invoice_id: string | null;
+  total_minor: number | string | null;
+  amount_paid_minor: number | string | null;
+  currency: string | null;
+  hosted_invoice_url: string | null;
+}
+
+/** An invoice with the tenant fields a payment needs. */
+interface PayableInvoice {
+  tenantId: string;
+  invoiceId: string;
+  paymentProcessor: Processor;
+  billingEmail: string;
+  paystackAuthorizationCode: string | null;
+  status: string;
+  processor: Processor;
+  processorInvoiceId: string | null;
+  totalMinor: number;
+  amountPaidMinor: number;
+  currency: string;
+  hostedInvoiceUrl: string | null;
+}
+
+interface TransactionRow {
+  invoice_id: string | null;
+  status: string;
+  amount_minor: number | string;
+  currency: string;
+}
+
+interface OpenTransaction {
+  reference: string;
+  /** False when an earlier run under the same key had already opened it. */
+  created: boolean;
+  status: string;
+  amountMinor: number;
+  currency: string;
+}
+
+/** bigint columns arrive as numbers through db/pool.ts, as strings through a plain pg Pool; both are read exactly. */
+function minorUnits(value: number | string | null): number {
+  const amount = typeof value === 'string' ? Number(value) : (value ?? 0);
+  if (!Number.isSafeInteger(amount)) throw new RangeError(`amount ${String(value)} is not a safe integer`);
+  return amount;
+}
+
+function notConfigured(processor: 'stripe' | 'paystack'): string {
+  return processor === 'stripe'
+    ? 'no stripe processor configured (set STRIPE_SECRET_KEY)'
+    : 'no paystack processor configured (set PAYSTACK_SECRET_KEY)';
+}
+
+function declineResult(
+  processorName: string,
+  decline: DeclineClassification,
+  detail: string,
+  reference: string,
+): PaymentAttemptResult {
+  const reason = `${processorName} declined the charge (${decline.declineCode}): ${detail || 'no reason given'}`;
+  return decline.kind === 'hard'
+    ? { outcome: 'hard_declined', reason, declineCode: decline.declineCode, reference }
+    : { outcome: 'failed', reason, reference };
+}
+
+export function createPaymentActivities(deps: PaymentActivityDependencies) {
+  async function loadInvoice(tenantId: string, invoiceId: string): Promise<PayableInvoice> {
+    const { rows } = await deps.pool.query<InvoiceRow>(
+      `SELECT t.id AS tenant_id, t.payment_processor, t.billing_email, t.paystack_authorization_code,
+              i.id AS invoice_id, i.status, i.processor, i.processor_invoice_id, i.total_minor, i.amount_paid_minor,
+              i.currency, i.hosted_invoice_url
+         FROM tenants t LEFT JOIN invoices i ON i.id = $2 AND i.tenant_id = t.id
+        WHERE t.id = $1`,
+      [tenantId, invoiceId],
+    );
+    const row = rows[0];
+    if (!row) {
+      throw ApplicationFailure.nonRetryable(
+        `tenant ${tenantId} is not in the tenants table`,
+        'InvoiceUnknown',
+      );
+    }
+    if (row.invoice_id === null || row.status === null || row.processor === null || row.currency === null) {
+      throw ApplicationFailure.nonRetryable(
+        `invoice ${invoiceId} of tenant ${tenantId} is not in the invoices table`,
+        'InvoiceUnknown',
+      );
+    }
+    return {
+      tenantId: row.tenant_id,
+      invoiceId: row.invoice_id,
+      paymentProcessor: row.payment_processor,
+      billingEmail: row.billing_email,
+      paystackAuthorizationCode: row.paystack_authorization_code,
+      status: row.status,
+      processor: row.processor,
+      processorInvoiceId: row.processor_invoice_id,
+      totalMinor: minorUnits(row.total_minor),
+      amountPaidMinor: minorUnits(row.amount_paid_minor),
+      currency: normalizeCurrency(row.currency),
+      hostedInvoiceUrl: row.hosted_invoice_url,
+    };
+  }
+
+  /** The pending row for this reference, created on first use; a retried activity finds the same row. */
+  async function openTransaction(
+    invoice: PayableInvoice,
+    processor: 'stripe' | 'paystack',
+    reference: string,
+  ): Promise<OpenTransaction> {
+    const inserted = await deps.pool.query(
+      `INSERT INTO payment_transactions (tenant_id, invoice_id, processor, reference, status, amount_minor, currency)
+       VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+       ON CONFLICT (processor, reference) DO NOTHING`,
+      [
+        invoice.tenantId,
+        invoice.invoiceId,
+        processor,
+        reference,
+        invoice.totalMinor - invoice.amountPaidMinor,
+        invoice.currency,
+      ],
+    );
+    const { rows } = await deps.pool.query<TransactionRow>(
+      'SELECT invoice_id, status, amount_minor, currency FROM payment_transactions WHERE processor = $1 AND reference = $2',
+      [processor, reference],
+    );
+    const row = rows[0];
+    if (!row || row.invoice_id !== invoice.invoiceId) {
+      throw ApplicationFailure.nonRetryable(
+        `reference ${reference} already belongs to invoice ${row?.invoice_id ?? '(none)'}, not ${invoice.invoiceId}: ` +
+          'an idempotency key was reused for another invoice',
+        'IdempotencyConflict',
+      );
+    }
+    return {
+      reference,
+      created: inserted.rowCount === 1,
+      status: row.status,
+      amountMinor: minorUnits(row.amount_minor),
+      currency: row.currency,
+    };
+  }
+
+  /** Marks the invoice paid in full; a no-op when it already is, so a retry never counts a payment twice. */
+  async function markInvoicePaid(db: Pool | PoolClient, invoiceId: string, paidAt: Date): Promise<void> {
+    await db.query(
+      `UPDATE invoices SET status = 'paid', amount_paid_minor = total_minor, paid_at = coalesce(paid_at, $2)
+        WHERE id = $1 AND status <> 'paid'`,
+      [invoiceId, paidAt],
+    );
+  }
+
+  /** The success row and the paid invoice commit together: neither is ever seen without the other. */
+  async function recordSuccess(
+    invoice: PayableInvoice,
+    processor: 'stripe' | 'paystack',
+    tx: OpenTransaction,
+    gatewayResponse: string,
+    paidAt: Date,
+  ): Promise<PaymentAttemptResult> {
+    await inTransaction(deps.pool, async (client) => {
+      await client.query(
+        `UPDATE payment_transactions
+            SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL
+          WHERE processor = $1 AND reference = $2`,
+        [processor, tx.reference, paidAt, gatewayResponse],
+      );
+      await markInvoicePaid(client, invoice.invoiceId, paidAt);
+    });
+    return {
+      outcome: 'succeeded',
+      reference: tx.reference,
+      amountMinor: tx.amountMinor,
+      currency: tx.currency,
+    };
+  }
+
+  async function recordFailure(
+    processor: 'stripe' | 'paystack',
+    reference: string,
+    gatewayResponse: string,
+    failureCode: string,
+  ): Promise<void> {
+    await deps.pool.query(
+      `UPDATE payment_transactions SET status = 'failed', gateway_response = $3, failure_code = $4
+        WHERE processor = $1 AND reference = $2 AND status <> 'success'`,
+      [processor, reference, gatewayResponse, failureCode],
+    );
+  }
+
+  /**
+   * A processor that refused the key or the request charged nothing and will not be asked again under this key:
+   * the row says failed, with the failure type as its code. Retryable failures leave it pending for the retry.
+   */
+  async function settleRefusal(
+    processor: 'stripe' | 'paystack',
+    tx: OpenTransaction,
+    attempt: Promise<PaymentAttemptResult>,
+  ): Promise<PaymentAttemptResult> {
+    try {
+      return await attempt;
+    } catch (error) {
+      if (
+        error instanceof ApplicationFailure &&
+        (error.type === PAYMENT_FAILURE_TYPES.processorAuthFailed ||
+          error.type === PAYMENT_FAILURE_TYPES.processorRejected)
+      ) {
+        await recordFailure(processor, tx.reference, error.message, error.type);
+      }
+      throw error;
+    }
+  }
+
+  /** An earlier run under this key collected: its row stands as written, the invoice is (re)marked paid. */
+  async function paidEarlier(invoice: PayableInvoice, tx: OpenTransaction): Promise<PaymentAttemptResult> {
+    await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
+    return {
+      outcome: 'succeeded',
+      reference: tx.reference,
+      amountMinor: tx.amountMinor,
+      currency: tx.currency,
+    };
+  }
+
+  async function alreadyPaid(invoice: PayableInvoice): Promise<PaymentAttemptResult> {
+    if (invoice.status !== 'paid') await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
+    const { rows } = await deps.pool.query<{ reference: string }>(
+      `SELECT reference FROM payment_transactions WHERE invoice_id = $1 AND status = 'success'
+        ORDER BY paid_at DESC NULLS LAST LIMIT 1`,
+      [invoice.invoiceId],
+    );
+    return {
+      outcome: 'succeeded',
+      reference: rows[0]?.reference ?? invoice.processorInvoiceId ?? invoice.invoiceId,
+      // Paid in full: amount_paid_minor never exceeds total_minor, and a paid invoice settled all of it.
+      amountMinor: invoice.totalMinor,
+      currency: invoice.currency,
+    };
+  }
+
+  async function chargeStripe(
+    stripe: StripeGateway,
+    invoice: PayableInvoice,
+    processorInvoiceId: string,
+    tx: OpenTransaction,
+  ): Promise<PaymentAttemptResult> {
+    const payment = await stripe.payInvoice(processorInvoiceId, tx.reference);
+    if (payment.status === 'paid') {
+      const response = `Stripe invoice ${payment.processorInvoiceId} paid (Stripe reports status ${payment.invoiceStatus ?? 'none'})`;
+      return recordSuccess(invoice, 'stripe', tx, response, new Date());
+    }
+    await recordFailure('stripe', tx.reference, payment.message, payment.decline.declineCode);
+    return declineResult('Stripe', payment.decline, payment.message, tx.reference);
+  }
+
+  async function chargePaystack(
+    paystack: PaystackGateway,
+    invoice: PayableInvoice,
+    authorizationCode: string,
+    tx: OpenTransaction,
+    attempt: number,
+  ): Promise<PaymentAttemptResult> {
+    const charge = await paystack.chargeAuthorization({
+      authorizationCode,
+      email: invoice.billingEmail,
+      amountMinor: tx.amountMinor,
+      currency: tx.currency,
+      reference: tx.reference,
+      metadata: { tenant_id: invoice.tenantId, invoice_id: invoice.invoiceId, attempt },
+    });
+    switch (charge.status) {
+      case 'success':
+        if (charge.amountMinor !== tx.amountMinor || charge.currency !== tx.currency) {
+          throw ApplicationFailure.nonRetryable(
+            `Paystack reports ${charge.amountMinor} ${charge.currency} for ${tx.reference}, ` +
+              `but ${tx.amountMinor} ${tx.currency} was charged under it: reconcile by hand`,
+            'ProcessorAmountMismatch',
+          );
+        }
+        return recordSuccess(invoice, 'paystack', tx, charge.gatewayResponse, charge.paidAt ?? new Date());
+      case 'failed':
+        await recordFailure('paystack', tx.reference, charge.gatewayResponse, charge.decline.declineCode);
+        return declineResult('Paystack', charge.decline, charge.gatewayResponse, tx.reference);
+      case 'pending':
+        await deps.pool.query(
+          'UPDATE payment_transactions SET gateway_response = $3 WHERE processor = $1 AND reference = $2',
+          ['paystack', tx.reference, charge.gatewayResponse || charge.paystackStatus],
+        );
+        // The retry sends the same reference, meets "Duplicate Transaction Reference" and verifies it.
+        throw ApplicationFailure.retryable(
+          `Paystack charge ${tx.reference} is ${charge.paystackStatus}; verifying again on retry`,
+          'PaymentPending',
+        );
+    }
+  }
+
+  return {
+    /** Runbook "Retry Payment": charge the amount due once under the key, and mark the invoice paid on success. */
+    async retryInvoicePayment(request: RetryInvoicePaymentRequest): Promise<PaymentAttemptResult> {
+      const invoice = await loadInvoice(request.tenantId, request.invoiceId);
+      if (invoice.status === 'void') {
+        throw ApplicationFailure.nonRetryable(
+          `invoice ${invoice.invoiceId} is void: nothing to collect`,
+          'InvoiceNotPayable',
+        );
+      }
+      if (invoice.status === 'paid' || invoice.totalMinor - invoice.amountPaidMinor <= 0) {
+        return alreadyPaid(invoice);
+      }
+
+      const processor = invoice.paymentProcessor;
+      if (processor === 'none') {
+        return {
+          outcome: 'failed',
+          reason: `no payment processor configured for tenant ${invoice.tenantId} (payment_processor is 'none')`,
+        };
+      }
+      const reference = paymentReference(request.idempotencyKey);
+
+      // Billing read-only (a billing system outage): the charge waits in the queue and is replayed under this key.
+      const queued = await queueWhileReadOnly(deps.pool, {
+        kind: 'payment',
+        tenantId: request.tenantId,
+        activity: 'retryInvoicePayment',
+        request,
+        idempotencyKey: request.idempotencyKey,
+      });
+      if (queued?.status === 'replayed' && queued.result) return queued.result as PaymentAttemptResult;
+      if (queued) return { outcome: 'failed', reason: describeQueued(queued) };
+
+      if (processor === 'stripe') {
+        if (!deps.stripe) return { outcome: 'failed', reason: notConfigured('stripe') };
+        const processorInvoiceId = invoice.processor === 'stripe' ? invoice.processorInvoiceId : null;
+        if (processorInvoiceId === null) {
+          throw ApplicationFailure.nonRetryable(
+            `invoice ${invoice.invoiceId} has no Stripe invoice to pay (processor ${invoice.processor}, ` +
+              `processor_invoice_id ${invoice.processorInvoiceId ?? 'null'})`,
+            'InvoiceNotPayable',
+          );
+        }
+        const tx = await openTransaction(invoice, 'stripe', reference);
+        if (tx.status === 'success') return paidEarlier(invoice, tx);
+        return settleRefusal('stripe', tx, chargeStripe(deps.stripe, invoice, processorInvoiceId, tx));
+      }
+
+      if (!deps.paystack) return { outcome: 'failed', reason: notConfigured('paystack') };
+      const authorizationCode = invoice.paystackAuthorizationCode;
+      if (!authorizationCode) {
+        return {
+          outcome: 'failed',
+          reason: `tenant ${invoice.tenantId} has no saved Paystack card (paystack_authorization_code); send a payment link`,
+        };
+      }
+      const tx = await openTransaction(invoice, 'paystack', reference);
+      if (tx.status === 'success') return paidEarlier(invoice, tx);
+      return settleRefusal(
+        'paystack',
+        tx,
+        chargePaystack(deps.paystack, invoice, authorizationCode, tx, request.attempt),
+      );
+    },
+
+    /** Runbook "Manual Payment Link": a page where the customer pays this invoice; the same key gives the same link. */
+    async createPaymentLink(request: PaymentLinkRequest): Promise<PaymentLink> {
+      const invoice = await loadInvoice(request.tenantId, request.invoiceId);
+      const processor = invoice.paymentProcessor;
+
+      if (
+        processor === 'stripe' &&
+        deps.stripe &&
+        invoice.processor === 'stripe' &&
+        invoice.processorInvoiceId
+      ) {
+        // Stripe's hosted page belongs to the invoice, not to the request: once known, it is reused.
+        if (invoice.hostedInvoiceUrl) return { url: invoice.hostedInvoiceUrl };
+        const url = await deps.stripe.hostedInvoiceUrl(invoice.processorInvoiceId);
+        // A draft invoice has no hosted page yet; the billing portal still lets the customer pay.
+        if (url === null) return { url: deps.billingPortalUrl };
+        await deps.pool.query('UPDATE invoices SET hosted_invoice_url = $2 WHERE id = $1', [
+          invoice.invoiceId,
+          url,
+        ]);
+        return { url };
+      }
+
+      const amountDue = invoice.totalMinor - invoice.amountPaidMinor;
+      if (processor !== 'paystack' || !deps.paystack || invoice.status === 'paid' || amountDue <= 0) {
+        return { url: invoice.hostedInvoiceUrl ?? deps.billingPortalUrl };
+      }
+
+      // The pending row is Paystack's transaction for this link: the charge.success webhook finds it by reference.
+      const reference = paymentReference(request.idempotencyKey);
+      const tx = await openTransaction(invoice, 'paystack', reference);
+      // An earlier run under this key got as far as storing its link: hand out the same one.
+      if (!tx.created && invoice.hostedInvoiceUrl !== null) return { url: invoice.hostedInvoiceUrl };
+      const initialized = await deps.paystack.initializeTransaction({
+        email: invoice.billingEmail,
+        amountMinor: tx.amountMinor,
+        currency: tx.currency,
+        reference,
+        callbackUrl: deps.billingPortalUrl,
+        metadata: { tenant_id: invoice.tenantId, invoice_id: invoice.invoiceId },
+      });
+      if (initialized.status === 'duplicate_reference') {
+        // An earlier run initialized it but stopped before storing the URL, which Paystack cannot give again.
+        return { url: invoice.hostedInvoiceUrl ?? deps.billingPortalUrl };
+      }
+      await deps.pool.query('UPDATE invoices SET hosted_invoice_url = $2 WHERE id = $1', [
+        invoice.invoiceId,
+        initialized.authorizationUrl,
+      ]);
+      return { url: initialized.authorizationUrl };
+    },
+  };
+}
+
+export type PaymentActivities = ReturnType<typeof createPaymentActivities>;

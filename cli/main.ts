@@ -1,0 +1,296 @@
+// The operator CLI `billops`: a table of commands, each a function in cli/, and the exit codes of DESIGN.md.
+import { UsageError, type CommandRun } from './common';
+
+interface Command {
+  /** The words that select it, e.g. `dunning start`. */
+  name: string;
+  synopsis: string[];
+  summary: string;
+  run: CommandRun;
+}
+
+// Each group is loaded when used, so `tenants list` does not pay for the Temporal client.
+const db = () => import('./db');
+const tenants = () => import('./tenants');
+const dunning = () => import('./dunning');
+const status = () => import('./status');
+const steering = () => import('./steering');
+const usageCli = () => import('./usage');
+const webhooks = () => import('./webhooks');
+const reconcileCli = () => import('./reconcile/command');
+const incidents = () => import('./incidents');
+
+const commands: Command[] = [
+  {
+    name: 'dunning start',
+    synopsis: [
+      'dunning start --tenant ID --invoice ID --amount MINOR [--currency USD] [--tier pro] [--processor stripe] [--json]',
+    ],
+    summary: "start the tenant's dunning lifecycle for a failed invoice, or join the running one",
+    run: async (args) => (await dunning()).dunningStart(args),
+  },
+  {
+    name: 'dunning list',
+    synopsis: ['dunning list [--tenant ID] [--phase P] [--processor stripe] [--tier pro] [--json]'],
+    summary: 'running dunning lifecycles, from the search attributes',
+    run: async (args) => (await dunning()).dunningList(args),
+  },
+  {
+    name: 'status',
+    synopsis: ['status <workflowId> [--json]'],
+    summary:
+      'phase, paused, outstanding invoices, deadlines, next action and timeline; for an incident: severity, ' +
+      'acknowledgement, escalation, steps, approvals, resolution and timeline',
+    run: async (args) => (await status()).status(args),
+  },
+  {
+    name: 'pause',
+    synopsis: [
+      'pause <workflowId> [--reason TEXT] [--operator NAME]',
+      'pause --where FILTER [--reason TEXT] [--operator NAME]',
+    ],
+    summary:
+      "stop a lifecycle's or an incident's clock (one workflow, or every lifecycle the visibility filter selects)",
+    run: async (args) => (await steering()).pause(args),
+  },
+  {
+    name: 'resume',
+    synopsis: ['resume <workflowId> [--operator NAME]', 'resume --where FILTER [--operator NAME]'],
+    summary: 'restart the clock; later deadlines move by the time spent paused',
+    run: async (args) => (await steering()).resume(args),
+  },
+  {
+    name: 'extend-grace',
+    synopsis: [
+      'extend-grace <tenantId> --days N --reason TEXT [--operator NAME] [--json]',
+      'extend-grace --where FILTER --hours N --reason TEXT [--operator NAME]',
+    ],
+    summary:
+      'move grace end and every later step; prints the new deadlines, or how many lifecycles it reached',
+    run: async (args) => (await steering()).extendGrace(args),
+  },
+  {
+    name: 'incidents',
+    synopsis: [
+      'incidents [--kind K] [--tenant ID] [--severity P1] [--phase open|acknowledged|resolved|closed] [--all] [--json]',
+    ],
+    summary: 'incidents by search attribute (running unless --phase closed or --all), with their phase',
+    run: async (args) => (await incidents()).incidentsList(args),
+  },
+  {
+    name: 'incident start',
+    synopsis: [
+      'incident start <kind> --key K --summary TEXT [--tenant ID]... [--severity P2] [--param name=value]...',
+      '               [--operator NAME] [--json]',
+    ],
+    summary: 'open incident-<kind>-<key> by hand, or reach the open one (its timeline records it)',
+    run: async (args) => (await incidents()).incidentStart(args),
+  },
+  {
+    name: 'ack',
+    synopsis: ['ack <workflowId> [--operator NAME] [--json]'],
+    summary: 'acknowledge an incident: escalation stops; exit 1 with the reason when refused',
+    run: async (args) => (await incidents()).ack(args),
+  },
+  {
+    name: 'resolve',
+    synopsis: ['resolve <workflowId> --summary TEXT [--operator NAME] [--json]'],
+    summary: 'resolve an incident; it closes with its DECISIONS.log line and report',
+    run: async (args) => (await incidents()).resolve(args),
+  },
+  {
+    name: 'approve',
+    synopsis: ['approve <workflowId> --step NAME [--decline] [--reason TEXT] [--operator NAME] [--json]'],
+    summary: 'answer the runbook step an incident is waiting on (status shows it)',
+    run: async (args) => (await incidents()).approve(args),
+  },
+  {
+    name: 'rca',
+    synopsis: ['rca <workflowId> --summary TEXT [--operator NAME] [--json]'],
+    summary: 'record the root cause (after the workflow ended: the incidents row, DATABASE_URL)',
+    run: async (args) => (await incidents()).rca(args),
+  },
+  {
+    name: 'tenants list',
+    synopsis: ['tenants list [--json]'],
+    summary: 'list tenants (DATABASE_URL)',
+    run: async (args) => (await tenants()).tenantsList(args),
+  },
+  {
+    name: 'tenants add',
+    synopsis: [
+      'tenants add --id ID --name NAME --tier free|pro|enterprise --email ADDRESS',
+      '            [--billing-email ADDRESS] [--currency USD] [--processor stripe|paystack|none]',
+    ],
+    summary: 'add a tenant (DATABASE_URL)',
+    run: async (args) => (await tenants()).tenantsAdd(args),
+  },
+  {
+    name: 'usage backfill',
+    synopsis: ['usage backfill --from ISO --to ISO [--tenant ID]... [--chunk-hours N] [--wait]'],
+    summary:
+      "recompute the range's rollups from raw events, or join the running backfill; --wait shows percent",
+    run: async (args) => (await usageCli()).usageBackfill(args),
+  },
+  {
+    name: 'usage status',
+    synopsis: ['usage status <workflowId> [--json]'],
+    summary: "a backfill's percent, chunks, events, state and resumes, or a rollup run's attempts",
+    run: async (args) => (await usageCli()).usageStatus(args),
+  },
+  {
+    name: 'usage runs',
+    synopsis: ['usage runs [--last N] [--json]'],
+    summary: 'verify aggregation job status: the latest rollup runs (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageRuns(args),
+  },
+  {
+    name: 'usage lag',
+    synopsis: ['usage lag [--json]'],
+    summary: 'ingestion lag: the newest usage event per meter (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageLag(args),
+  },
+  {
+    name: 'usage spot-check',
+    synopsis: ['usage spot-check --from ISO --to ISO (--tenant ID... | --sample N) [--json]'],
+    summary: 'rollups against raw events, hour by hour; exit 1 when any mismatch is found (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageSpotCheck(args),
+  },
+  {
+    name: 'usage load',
+    synopsis: ['usage load <file> [--batch-size N] [--format ndjson|csv] [--json]'],
+    summary: 'ingest an NDJSON or CSV file of usage events; exit 1 when any line is refused (DATABASE_URL)',
+    run: async (args) => (await usageCli()).usageLoad(args),
+  },
+  {
+    name: 'invoices recalculate',
+    synopsis: ['invoices recalculate --from ISO --to ISO [--tenant ID]... [--json]'],
+    summary: "recompute the period's usage invoices: old total, new total, difference, action (DATABASE_URL)",
+    run: async (args) => (await usageCli()).invoicesRecalculate(args),
+  },
+  {
+    name: 'invoices hold',
+    synopsis: [
+      'invoices hold generation [--tenant ID] [--meter M] --reason TEXT [--operator NAME] [--json]',
+      'invoices hold delivery [--tenant ID] [--invoice ID]... --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary:
+      'stop invoice generation (tenant, meter or all), or delivery of undelivered invoices (DATABASE_URL)',
+    run: async (args) => (await usageCli()).invoicesHold(args),
+  },
+  {
+    name: 'invoices release',
+    synopsis: [
+      'invoices release generation [--tenant ID] [--meter M] --reason TEXT [--operator NAME] [--json]',
+      'invoices release delivery [--tenant ID] [--invoice ID]... --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary: 'lift the generation holds of exactly that scope, or the delivery holds (DATABASE_URL)',
+    run: async (args) => (await usageCli()).invoicesRelease(args),
+  },
+  {
+    name: 'overage decide',
+    synopsis: [
+      'overage decide <workflowId> --decision no_action|throttled|blocked --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary: "the Enterprise manual review's decision; refused unless the review is open and undecided",
+    run: async (args) => (await usageCli()).overageDecide(args),
+  },
+  {
+    name: 'webhooks retry',
+    synopsis: ['webhooks retry --hours N [--json]'],
+    summary:
+      'reprocess, once each, webhook events that failed in the last N hours (beyond the 7-day retry window: ' +
+      'expired); exit 1 when any still fails (DATABASE_URL)',
+    run: async (args) => (await webhooks()).webhooksRetry(args),
+  },
+  {
+    name: 'reconcile',
+    synopsis: ['reconcile --date YYYY-MM-DD [--processor stripe|paystack] [--json]'],
+    summary:
+      "a UTC day's Stripe/Paystack transactions against our payments and invoices; exit 1 on any discrepancy " +
+      '(DATABASE_URL)',
+    run: async (args) => (await reconcileCli()).reconcile(args),
+  },
+  {
+    name: 'db migrate',
+    synopsis: ['db migrate'],
+    summary: 'apply pending database migrations (DATABASE_URL)',
+    run: async (args) => (await db()).dbMigrate(args),
+  },
+];
+
+const usage = [
+  'usage: billops <command> [options]',
+  '',
+  'commands:',
+  ...commands.flatMap((c) => [...c.synopsis.map((line) => `  ${line}`), `      ${c.summary}`]),
+  '  help',
+  '',
+  'FILTER is a Temporal visibility filter over TenantId, BillingTier, DunningPhase, PaymentProcessor,',
+  `e.g. "PaymentProcessor = 'stripe' AND DunningPhase IN ('grace', 'warning')".`,
+  'The operator is --operator, else BILLOPS_OPERATOR, else your OS user name.',
+  'Temporal: TEMPORAL_ADDRESS (default 127.0.0.1:7233, where `npm start` listens), TEMPORAL_NAMESPACE,',
+  'TEMPORAL_API_KEY or TEMPORAL_TLS_CERT/_KEY, BILLOPS_TASK_QUEUE. Database: DATABASE_URL.',
+  '',
+  'exit codes: 0 done, 1 not found or refused, 2 bad arguments or configuration',
+].join('\n');
+
+function commandUsage(command: Command): string {
+  return command.synopsis.map((line, i) => `${i === 0 ? 'usage:' : '      '} billops ${line}`).join('\n');
+}
+
+/** The command whose name is the longest run of leading words, e.g. `dunning start` before a `dunning`. */
+function findCommand(argv: string[]): { command: Command; args: string[] } | undefined {
+  for (const words of [2, 1]) {
+    const command = commands.find((c) => c.name === argv.slice(0, words).join(' '));
+    if (command) return { command, args: argv.slice(words) };
+  }
+  return undefined;
+}
+
+function isUsageError(err: Error): boolean {
+  return (
+    err instanceof UsageError ||
+    Boolean((err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) ||
+    err.name === 'ZodError' ||
+    err.name === 'TenantInputError'
+  );
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [first] = argv;
+  if (first === undefined || ['help', '--help', '-h'].includes(first)) {
+    console.log(usage);
+    return first === undefined ? 2 : 0;
+  }
+  const found = findCommand(argv);
+  if (!found) {
+    console.error(`billops: unknown command: ${argv.join(' ')}\n\n${usage}`);
+    return 2;
+  }
+  const { command, args } = found;
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(`${commandUsage(command)}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    return await command.run(args);
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    // One line, no stack trace: refusals, not-found and unreachable servers are the operator's to act on.
+    console.error(`billops: ${error.message}`);
+    if (isUsageError(error)) {
+      console.error(`\n${commandUsage(command)}\n(billops help lists every command)`);
+      return 2;
+    }
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    console.error(`billops: ${err.message}`);
+    process.exit(1);
+  },
+);

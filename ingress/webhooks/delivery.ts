@@ -1,0 +1,137 @@
+// One webhook delivery from raw body to answer: verify, read, store before acting, act, and record how it ended.
+import type { FastifyBaseLogger } from 'fastify';
+import type { BillingTier } from '../../domain/policy';
+import { actOn, type ActionContext } from '../../paymentEvents/act';
+import { claimEvent, failEvent, recordRejected, type FinishBatcher } from '../../db/webhookEvents';
+import {
+  MalformedEventError,
+  type VerifiedEvent,
+  type WebhookProvider,
+} from '../../paymentEvents/read/intents';
+import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
+import type { PendingWrites } from './pendingWrites';
+import type { Verified } from './signatures';
+
+export interface DeliveryContext extends ActionContext {
+  metrics: WebhookMetrics;
+  /** How long a claim on an event protects it from a concurrent delivery before it counts as abandoned. */
+  leaseSeconds: number;
+  /** Marks events done, after their answers. */
+  finisher: FinishBatcher;
+  /** Where the finishing write of an event goes once its answer is on the way. */
+  writes: PendingWrites;
+  /** The tiers whose failed payments are dunned (actions.ts dunnedTiers of the policy), worked out once. */
+  dunnedTiers: readonly BillingTier[];
+  log: FastifyBaseLogger;
+}
+
+/** How one provider's deliveries are authenticated and read. */
+export interface ProviderReader {
+  provider: WebhookProvider;
+  verify(rawBody: Buffer): Verified;
+  read(body: unknown, rawBody: Buffer): VerifiedEvent;
+}
+
+export interface DeliveryAnswer {
+  statusCode: number;
+  body: Record<string, unknown>;
+}
+
+export async function receiveDelivery(
+  ctx: DeliveryContext,
+  reader: ProviderReader,
+  rawBody: Buffer,
+): Promise<DeliveryAnswer> {
+  const startedAt = performance.now();
+  const { outcome, ...answer } = await answerDelivery(ctx, reader, rawBody);
+  recordDelivery(ctx.metrics, reader.provider, outcome, (performance.now() - startedAt) / 1000);
+  return answer;
+}
+
+async function answerDelivery(
+  ctx: DeliveryContext,
+  reader: ProviderReader,
+  rawBody: Buffer,
+): Promise<DeliveryAnswer & { outcome: DeliveryOutcome }> {
+  const { provider } = reader;
+  const verified = reader.verify(rawBody);
+  if (!verified.ok && verified.problem === 'signature') {
+    await recordRejected(ctx.pool, provider, rawBody, verified.reason).catch((err: Error) =>
+      ctx.log.warn({ err, provider }, 'could not record a rejected webhook delivery'),
+    );
+    return { outcome: 'rejected', ...problem(400, `signature verification failed: ${verified.reason}`) };
+  }
+  if (!verified.ok) return { outcome: 'malformed', ...problem(400, verified.reason) };
+
+  let event: VerifiedEvent;
+  try {
+    event = reader.read(verified.body, rawBody);
+  } catch (err) {
+    if (err instanceof MalformedEventError) return { outcome: 'malformed', ...problem(400, err.message) };
+    throw err;
+  }
+
+  // Stored before acting: from here on a replayed delivery finds the row, and only a failed one is acted on again.
+  let claim: Awaited<ReturnType<typeof claimEvent>>;
+  try {
+    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds, { dunnedTiers: ctx.dunnedTiers });
+  } catch (err) {
+    ctx.log.error({ err, provider, event: event.key }, 'could not store a webhook event');
+    return { outcome: 'failed', ...problem(500, `event ${event.key} could not be stored; send it again`) };
+  }
+  if (claim.kind === 'duplicate') {
+    return { outcome: 'duplicate', statusCode: 200, body: { received: true, duplicate: true } };
+  }
+  if (claim.kind === 'in_progress') {
+    return {
+      outcome: 'in_progress',
+      ...problem(409, `event ${event.key} is being processed by another delivery; send it again later`),
+    };
+  }
+
+  try {
+    const done = await actOn(ctx, event, claim.tenant, claim.invoice);
+    // The event is in Temporal now, so the answer does not wait for the row to say so. Should this write be lost, the
+    // row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow ids,
+    // an invoice a lifecycle already holds is not added twice).
+    ctx.writes.add(
+      ctx.finisher
+        .finish({ rowId: claim.rowId, status: done.status, note: done.note })
+        .catch((err: Error) =>
+          ctx.log.error(
+            { err, provider, event: event.key },
+            'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
+          ),
+        ),
+    );
+    if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
+    const body: Record<string, unknown> = { received: true, status: done.status };
+    if (done.workflowId) body.workflowId = done.workflowId;
+    if (done.note) body.reason = done.note;
+    return { outcome: done.status, statusCode: 200, body };
+  } catch (err) {
+    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    ctx.log.error({ err, provider, event: event.key }, 'webhook event stored but not processed');
+    await failEvent(ctx.pool, claim.rowId, message).catch((failErr: Error) =>
+      ctx.log.error({ err: failErr, provider, event: event.key }, 'could not mark a webhook event failed'),
+    );
+    // The details stay in webhook_events.error and the log; the provider only needs to know to retry.
+    return {
+      outcome: 'failed',
+      ...problem(
+        500,
+        `event ${event.key} is stored but could not be processed; a retried delivery will process it`,
+      ),
+    };
+  }
+}
+
+const ERRORS: Record<number, string> = {
+  400: 'Bad Request',
+  409: 'Conflict',
+  500: 'Internal Server Error',
+};
+
+function problem(statusCode: number, message: string): DeliveryAnswer {
+  return { statusCode, body: { statusCode, error: ERRORS[statusCode] ?? 'Error', message } };
+}
