@@ -1,11 +1,24 @@
-// Jest runs every suite (unit, workflow, integration) against real local servers started once in globalSetup.
-/** @type {import('jest').Config} */
-module.exports = {
+// Jest projects, one per test layer: `unit` runs with no servers; `workflow`, `integration` and `e2e` share one
+// globalSetup (Jest runs a setup module once however many projects name it) that starts real local servers.
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] };
+
+const withServers = (name) => ({
+  displayName: name,
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] },
-  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  transform,
+  testMatch: [`<rootDir>/test/${name}/**/*.test.ts`],
   globalSetup: '<rootDir>/test/support/globalSetup.ts',
   globalTeardown: '<rootDir>/test/support/globalTeardown.ts',
+});
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    { displayName: 'unit', testEnvironment: 'node', transform, testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    withServers('workflow'),
+    withServers('integration'),
+    withServers('e2e'),
+  ],
   testTimeout: 120000,
   maxWorkers: 2,
 };
