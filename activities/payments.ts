@@ -3,14 +3,15 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { inTransaction } from '../db/pool';
-import type { BillopsConfig } from '../config/env';
 import { normalizeCurrency } from '../domain/money';
 import { describeQueued, queueWhileReadOnly } from './readOnlyGuard';
-import { createPaystackGateway, type PaystackGateway } from '../drivers/paystack';
-import { createStripeGateway, type DeclineClassification, type StripeGateway } from '../drivers/stripe';
+import type { PaymentGateways } from '../drivers/gateways';
+import type { PaystackGateway } from '../drivers/paystack';
+import type { DeclineClassification, StripeGateway } from '../drivers/stripe';
 
 export type { DeclineClassification, StripeGateway } from '../drivers/stripe';
 export type { PaystackGateway } from '../drivers/paystack';
+export type { PaymentGateways } from '../drivers/gateways';
 
 export interface RetryInvoicePaymentRequest {
   /** Workflow id + step: the same key is the same charge, however often the activity runs. */
@@ -35,11 +36,6 @@ export interface PaymentLinkRequest {
 
 export interface PaymentLink {
   url: string;
-}
-
-export interface PaymentGateways {
-  stripe?: StripeGateway;
-  paystack?: PaystackGateway;
 }
 
 export interface PaymentActivityDependencies extends PaymentGateways {
@@ -88,25 +84,6 @@ export function paymentReference(idempotencyKey: string): string {
     .slice(0, 48);
   const digest = createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 16);
   return `${readable || 'billops'}-${digest}`;
-}
-
-/** Gateways for the processors whose secret keys are set; the others stay absent, so retries report "not configured". */
-export function createGatewaysFromConfig(config: BillopsConfig): PaymentGateways {
-  const gateways: PaymentGateways = {};
-  if (config.stripe.secretKey) {
-    gateways.stripe = createStripeGateway({
-      secretKey: config.stripe.secretKey,
-      apiBase: config.stripe.apiBase,
-    });
-  }
-  if (config.paystack.secretKey) {
-    gateways.paystack = createPaystackGateway({
-      secretKey: config.paystack.secretKey,
-      baseUrl: config.paystack.baseUrl,
-      timeoutSeconds: config.paystack.timeoutSeconds,
-    });
-  }
-  return gateways;
 }
 
 type Processor = 'stripe' | 'paystack' | 'none';

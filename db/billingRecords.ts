@@ -2,11 +2,7 @@
 import type { Pool } from 'pg';
 import type { PaymentProcessorName } from '../domain/dunning';
 import type { BillingTier } from '../domain/policy';
-import type {
-  FailedProcessorInvoice,
-  PaidProcessorInvoice,
-  WebhookProvider,
-} from '../paymentEvents/read/intents';
+import type { FailedProcessorInvoice, PaidProcessorInvoice, WebhookProvider } from '../domain/paymentEvents';
 
 export interface WebhookTenant {
   id: string;

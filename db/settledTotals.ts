@@ -1,6 +1,15 @@
 // Running totals /metrics turns into counters: settled payments per processor and outcome, closed dunning lifecycles.
 import type { Pool } from 'pg';
-import type { SettledTotals } from '../ingress/metrics';
+
+/** A payment attempt's outcome, counted once when it is known (a pending attempt is not counted until it settles). */
+export type PaymentStatus = 'success' | 'failed';
+/** How a dunning lifecycle ended: paid (from any phase), data deleted after suspension, or stopped by an operator. */
+export type DunningCloseOutcome = 'recovered' | 'deleted' | 'canceled';
+
+export interface SettledTotals {
+  payments: { processor: 'stripe' | 'paystack'; status: PaymentStatus; count: number }[];
+  dunningClosed: { outcome: DunningCloseOutcome; count: number }[];
+}
 
 /**
  * A payment counts as a success once it was paid (a later refund does not uncount it) and as failed once failed;

@@ -11,7 +11,7 @@ import {
   type TenantRow,
   type WebhookTenant,
 } from './billingRecords';
-import type { FailedProcessorInvoice, VerifiedEvent, WebhookProvider } from '../paymentEvents/read/intents';
+import type { FailedProcessorInvoice, VerifiedEvent, WebhookProvider } from '../domain/paymentEvents';
 
 /** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
 export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';

@@ -2,10 +2,11 @@
 // "Monitoring & Alerts") reads them, plus a Fastify hook that times every billing API request.
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
+import type { DunningCloseOutcome, PaymentStatus, SettledTotals } from '../db/settledTotals';
 
 export type PaymentProcessorLabel = 'stripe' | 'paystack' | 'none';
-/** A payment attempt's outcome, counted once when it is known (a pending attempt is not counted until it settles). */
-export type PaymentStatus = 'success' | 'failed';
+/** The settled totals' vocabulary is the database's (db/settledTotals.ts); the metrics re-export it. */
+export type { DunningCloseOutcome, PaymentStatus, SettledTotals };
 export type WebhookProvider = 'stripe' | 'paystack';
 /**
  * What became of one received webhook event:
@@ -14,8 +15,6 @@ export type WebhookProvider = 'stripe' | 'paystack';
  * provider retries). The failed-webhook alerts count rejected + failed: a rotated signing secret rejects every event.
  */
 export type WebhookOutcome = 'processed' | 'duplicate' | 'ignored' | 'rejected' | 'failed';
-/** How a dunning lifecycle ended: paid (from any phase), data deleted after suspension, or stopped by an operator. */
-export type DunningCloseOutcome = 'recovered' | 'deleted' | 'canceled';
 
 export const PAYMENT_STATUSES: readonly PaymentStatus[] = ['success', 'failed'];
 export const WEBHOOK_PROVIDERS: readonly WebhookProvider[] = ['stripe', 'paystack'];
@@ -54,11 +53,6 @@ export interface BillopsMetricsOptions {
    * since the last scrape, so they stay monotonic; when it throws, they stay where they were.
    */
   settledTotals?: () => Promise<SettledTotals>;
-}
-
-export interface SettledTotals {
-  payments: { processor: 'stripe' | 'paystack'; status: PaymentStatus; count: number }[];
-  dunningClosed: { outcome: DunningCloseOutcome; count: number }[];
 }
 
 export interface BillopsMetrics {

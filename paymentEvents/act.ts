@@ -4,15 +4,10 @@ import type { Pool } from 'pg';
 import type { IncidentInput } from '../domain/incident';
 import { formatMinorUnits } from '../domain/money';
 import type { BillingTier, Policy } from '../domain/policy';
-import {
-  activationInEvent,
-  refundInEvent,
-  type ActivationParams,
-  type RefundParams,
-} from '../domain/refunds';
-import { dunningWorkflowId, startOrJoinDunning } from '../temporal/dunning';
+import { refundInEvent, type RefundParams } from '../domain/refunds';
+import { activationInEvent, type ActivationParams } from '../domain/subscriptionActivation';
+import { dunningWorkflowId, signalPaymentSucceeded, startOrJoinDunning } from '../temporal/dunning';
 import { startIncident } from '../temporal/incidents';
-import { paymentSucceededSignal } from '../workflows/definitions';
 import {
   findOrRecordFailedInvoice,
   ownedBy,
@@ -21,7 +16,7 @@ import {
   type WebhookTenant,
 } from '../db/billingRecords';
 import type { FinalStatus } from '../db/webhookEvents';
-import type { TenantReference, VerifiedEvent, WebhookIntent, WebhookProvider } from './read/intents';
+import type { TenantReference, VerifiedEvent, WebhookIntent, WebhookProvider } from '../domain/paymentEvents';
 
 export interface ActionContext {
   pool: Pool;
@@ -161,9 +156,7 @@ export async function actOn(
       const workflowId = dunningWorkflowId(tenant.id);
       try {
         await ctx.client.withDeadline(Date.now() + ctx.temporalTimeoutMs, () =>
-          ctx.client.workflow
-            .getHandle(workflowId)
-            .signal(paymentSucceededSignal, { invoiceId, reference: intent.invoice.reference }),
+          signalPaymentSucceeded(ctx.client, tenant.id, { invoiceId, reference: intent.invoice.reference }),
         );
       } catch (err) {
         // No lifecycle running for the tenant: recording the invoice as paid was all there was to do.

@@ -2,7 +2,7 @@
 import type { Pool } from 'pg';
 import { actOn, type ActionContext } from './act';
 import { claimEvent, failEvent, finishEvent, type FinalStatus } from '../db/webhookEvents';
-import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from './read/intents';
+import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../domain/paymentEvents';
 import { readPaystackEvent } from './read/paystack';
 import { readStripeEvent } from './read/stripe';
 

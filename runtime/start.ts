@@ -8,7 +8,7 @@ import { describeDatabaseUrl } from '../db/pool';
 import { seedDemoTenants } from '../db/seed';
 import { createBillopsWorker, connectWorker } from '../workers/createWorker';
 import { createWorkerDependencies, incidentDependencies } from '../workers/dependencies';
-import { createGatewaysFromConfig } from '../activities/payments';
+import { createGatewaysFromConfig } from '../drivers/gateways';
 import { createStripeGateway } from '../drivers/stripe';
 import { loadConfig, loadPolicyForConfig } from '../config/load';
 import { webhookSettingsFromConfig } from '../ingress/webhooks/routes';

@@ -2,9 +2,7 @@
 import type { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { billopsSearchAttributes } from '../domain/searchAttributes';
-
-const GRPC_UNIMPLEMENTED = 12;
-const GRPC_ALREADY_EXISTS = 6;
+import { GRPC } from './grpc';
 
 /** Adds the missing attributes, as Keyword; returns the names it added. */
 export async function ensureSearchAttributes(
@@ -20,7 +18,7 @@ export async function ensureSearchAttributes(
     ]);
   } catch (err) {
     // The time-skipping test server cannot list, only add: then add them all.
-    if ((err as { code?: number }).code !== GRPC_UNIMPLEMENTED) throw err;
+    if ((err as { code?: number }).code !== GRPC.unimplemented) throw err;
   }
   const missing = billopsSearchAttributes.map((key) => key.name).filter((name) => !known.has(name));
   if (missing.length === 0) return [];
@@ -31,7 +29,7 @@ export async function ensureSearchAttributes(
       searchAttributes: Object.fromEntries(missing.map((name) => [name, keyword])),
     });
   } catch (err) {
-    if ((err as { code?: number }).code !== GRPC_ALREADY_EXISTS) throw err;
+    if ((err as { code?: number }).code !== GRPC.alreadyExists) throw err;
   }
   return missing;
 }

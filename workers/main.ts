@@ -1,6 +1,6 @@
 // Standalone worker process (docker-compose, production): connects to the configured Temporal and serves the task queue.
 import { resolve } from 'node:path';
-import { createGatewaysFromConfig } from '../activities/payments';
+import { createGatewaysFromConfig } from '../drivers/gateways';
 import { loadConfig } from '../config/load';
 import { connectClient } from '../temporal/connection';
 import { migrate } from '../db/migrate';

@@ -1,22 +1,19 @@
 // Payment processor outage (seed 000 "Payment Processing Failure"): probe the processor, check its key and webhook
 // endpoints, find the accounts it affects, steer their dunning lifecycles, and retry their payments once it is back.
-import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import { WorkflowNotFoundError, defaultPayloadConverter } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+import { WorkflowNotFoundError } from '@temporalio/common';
 import type { Pool } from 'pg';
 import Stripe from 'stripe';
-import { dunningQuery, dunningWorkflowId } from '../../temporal/dunning';
-import type { GraceExtension } from '../../domain/dunning';
-import type { Money } from '../../domain/money';
 import {
-  extendGraceSignal,
-  pauseSignal,
-  paymentSucceededSignal,
-  resumeSignal,
-  type OperatorAction,
-} from '../../workflows/definitions';
+  dunningQuery,
+  dunningWorkflowId,
+  signalDunning,
+  signalPaymentSucceeded,
+  type MassSignal,
+} from '../../temporal/dunning';
+import { GRPC, grpcCode } from '../../temporal/grpc';
+import type { Money } from '../../domain/money';
 import {
   createPaymentActivities,
   type PaymentAttemptResult,
@@ -106,11 +103,8 @@ const PROCESSOR_NAMES: Record<OutageProcessor, string> = { stripe: 'Stripe', pay
 const PAYSTACK_PROBE_PATH = '/transaction/verify/billops-connectivity-probe';
 // The ingress route Stripe must deliver to (DESIGN.md "HTTP ingress").
 const STRIPE_WEBHOOK_PATH = '/webhooks/stripe';
-const BATCH_CHUNK = 100;
-const BATCH_POLL_MS = 500;
 /** A batch still running after this is waited for again by the activity's retry (same job id, no second signal). */
 const BATCH_WAIT_MS = 40_000;
-const GRPC = { notFound: 5, alreadyExists: 6, unimplemented: 12 } as const;
 
 class ProbeTimeout extends Error {}
 
@@ -124,21 +118,6 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** The gRPC status of a Temporal call's error, looking through the SDK's wrapper. */
-function grpcCode(error: unknown): number | undefined {
-  for (let e: unknown = error; e && typeof e === 'object'; e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'number') return code;
-  }
-  return undefined;
-}
-
-/** A stable UUID-shaped id from a key: the server drops a second signal or batch with the same one. */
-function stableId(key: string): string {
-  const h = createHash('sha256').update(key).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
 }
 
 async function probeStripe(
@@ -287,7 +266,7 @@ export function createProcessorOutageActivities(deps: ProcessorOutageDependencie
     };
   }
 
-  function signalOf(req: DunningSteerRequest): { name: string; arg: GraceExtension | OperatorAction } {
+  function massSignalOf(req: DunningSteerRequest): MassSignal {
     if (req.action === 'extendGrace') {
       if (!req.hours || req.hours <= 0) {
         throw ApplicationFailure.nonRetryable(
@@ -296,94 +275,11 @@ export function createProcessorOutageActivities(deps: ProcessorOutageDependencie
         );
       }
       return {
-        name: extendGraceSignal.name,
-        arg: { hours: req.hours, reason: req.reason, operator: req.operator },
+        kind: 'extendGrace',
+        extension: { hours: req.hours, reason: req.reason, operator: req.operator },
       };
     }
-    const signal = req.action === 'pause' ? pauseSignal : resumeSignal;
-    return { name: signal.name, arg: { operator: req.operator, reason: req.reason } };
-  }
-
-  /** One batch job per chunk of ids; a retried activity finds its jobs already started and waits for them. */
-  async function steerByBatch(client: Client, req: DunningSteerRequest): Promise<DunningSteerResult> {
-    const { name, arg } = signalOf(req);
-    const service = client.workflowService;
-    const namespace = client.options.namespace;
-    const jobs: string[] = [];
-    for (let i = 0; i < req.workflowIds.length; i += BATCH_CHUNK) {
-      const ids = req.workflowIds.slice(i, i + BATCH_CHUNK);
-      const jobId = `billops-outage-${req.action}-${stableId(`${req.idempotencyKey}/${i}`)}`;
-      try {
-        await service.startBatchOperation({
-          namespace,
-          jobId,
-          visibilityQuery: dunningQuery(`WorkflowId IN (${ids.map((id) => `'${id}'`).join(', ')})`),
-          reason: `${req.action} by ${req.operator}: ${req.reason}`,
-          signalOperation: {
-            signal: name,
-            input: { payloads: [defaultPayloadConverter.toPayload(arg)] },
-            identity: req.operator,
-          },
-        });
-      } catch (error) {
-        if (grpcCode(error) !== GRPC.alreadyExists) throw error;
-      }
-      jobs.push(jobId);
-    }
-    const states = temporal.api.enums.v1.BatchOperationState;
-    const result: DunningSteerResult = { via: 'batch', selected: 0, reached: 0, failed: 0 };
-    const deadline = Date.now() + BATCH_WAIT_MS;
-    for (const jobId of jobs) {
-      for (;;) {
-        const d = await service.describeBatchOperation({ namespace, jobId });
-        if (
-          d.state === states.BATCH_OPERATION_STATE_COMPLETED ||
-          d.state === states.BATCH_OPERATION_STATE_FAILED
-        ) {
-          result.selected += Number(d.totalOperationCount ?? 0);
-          result.reached += Number(d.completeOperationCount ?? 0);
-          result.failed += Number(d.failureOperationCount ?? 0);
-          break;
-        }
-        if (Date.now() > deadline) {
-          throw ApplicationFailure.retryable(
-            `batch operation ${jobId} is still running`,
-            'BatchStillRunning',
-          );
-        }
-        await new Promise((r) => setTimeout(r, BATCH_POLL_MS));
-      }
-    }
-    return result;
-  }
-
-  /** One signal per lifecycle, each with a request id the server deduplicates on a retry. */
-  async function steerBySignals(client: Client, req: DunningSteerRequest): Promise<DunningSteerResult> {
-    const { name, arg } = signalOf(req);
-    const result: DunningSteerResult = {
-      via: 'signals',
-      selected: req.workflowIds.length,
-      reached: 0,
-      failed: 0,
-    };
-    for (const workflowId of req.workflowIds) {
-      try {
-        await client.workflowService.signalWorkflowExecution({
-          namespace: client.options.namespace,
-          workflowExecution: { workflowId },
-          signalName: name,
-          input: { payloads: [defaultPayloadConverter.toPayload(arg)] },
-          identity: req.operator,
-          requestId: stableId(`${req.idempotencyKey}/${workflowId}`),
-        });
-        result.reached++;
-      } catch (error) {
-        // A lifecycle that ended meanwhile has nothing left to steer.
-        if (grpcCode(error) !== GRPC.notFound) throw error;
-        result.failed++;
-      }
-    }
-    return result;
+    return { kind: req.action, action: { operator: req.operator, reason: req.reason } };
   }
 
   return {
@@ -522,12 +418,13 @@ export function createProcessorOutageActivities(deps: ProcessorOutageDependencie
     async steerOutageDunning(req: DunningSteerRequest): Promise<DunningSteerResult> {
       const client = requireClient();
       if (req.workflowIds.length === 0) return { via: 'none', selected: 0, reached: 0, failed: 0 };
-      try {
-        return await steerByBatch(client, req);
-      } catch (error) {
-        if (grpcCode(error) !== GRPC.unimplemented) throw error;
-        return steerBySignals(client, req);
-      }
+      const { via, selected, reached, failed } = await signalDunning(
+        client,
+        { workflowIds: req.workflowIds },
+        massSignalOf(req),
+        { idempotencyKey: req.idempotencyKey, requestedBy: 'outage', waitMs: BATCH_WAIT_MS },
+      );
+      return { via, selected, reached, failed };
     },
 
     /** The open invoices of these tenants with something left to pay, and their total: the revenue at risk. */
@@ -569,9 +466,10 @@ export function createProcessorOutageActivities(deps: ProcessorOutageDependencie
       }
       if (result.outcome === 'succeeded' && deps.temporalClient) {
         try {
-          await deps.temporalClient.workflow
-            .getHandle(dunningWorkflowId(req.tenantId))
-            .signal(paymentSucceededSignal, { invoiceId: req.invoiceId, reference: result.reference });
+          await signalPaymentSucceeded(deps.temporalClient, req.tenantId, {
+            invoiceId: req.invoiceId,
+            reference: result.reference,
+          });
         } catch (error) {
           // No lifecycle runs for this tenant: the payment needs nobody else told.
           if (!(error instanceof WorkflowNotFoundError)) throw error;
@@ -597,3 +495,4 @@ function pathOf(url: string): string {
     return '';
   }
 }
+export type ProcessorOutageActivities = ReturnType<typeof createProcessorOutageActivities>;

@@ -13,7 +13,7 @@ import {
   MalformedEventError,
   type VerifiedEvent,
   type WebhookProvider,
-} from '../../paymentEvents/read/intents';
+} from '../../domain/paymentEvents';
 import { readPaystackEvent } from '../../paymentEvents/read/paystack';
 import { isOk, retryFailedWebhooks, type ReplayOutcome } from '../../paymentEvents/replay';
 import { readStripeEvent } from '../../paymentEvents/read/stripe';
@@ -511,3 +511,4 @@ function stripeReadFailure(error: unknown): unknown {
     meaning.kind === 'declined' ? { kind: 'rejected', message: meaning.message } : meaning,
   );
 }
+export type WebhookRecoveryActivities = ReturnType<typeof createWebhookRecoveryActivities>;

@@ -5,7 +5,7 @@ import {
   LEDGER_SECRET_VARIABLE,
   providerLedgersFromConfig,
   RECONCILE_PROCESSORS,
-} from '../../drivers/providerLedgers';
+} from '../../paymentEvents/ledgers';
 import {
   hasDiscrepancies,
   reconcileDay,

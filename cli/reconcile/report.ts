@@ -6,7 +6,7 @@ import type {
   ProviderLedgers,
   ProviderTransaction,
   ReconcileProcessor,
-} from '../../drivers/providerLedgers';
+} from '../../paymentEvents/ledgers';
 
 export interface ReconcileDependencies {
   pool: Pool;

@@ -3,11 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { BillingTier } from '../../domain/policy';
 import { actOn, type ActionContext } from '../../paymentEvents/act';
 import { claimEvent, failEvent, recordRejected, type FinishBatcher } from '../../db/webhookEvents';
-import {
-  MalformedEventError,
-  type VerifiedEvent,
-  type WebhookProvider,
-} from '../../paymentEvents/read/intents';
+import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../../domain/paymentEvents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
 import type { PendingWrites } from './pendingWrites';
 import type { Verified } from './signatures';

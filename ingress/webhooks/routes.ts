@@ -8,7 +8,7 @@ import type { Policy } from '../../domain/policy';
 import { dunnedTiers } from '../../paymentEvents/act';
 import { receiveDelivery, type DeliveryContext, type ProviderReader } from './delivery';
 import { FinishBatcher } from '../../db/webhookEvents';
-import type { WebhookProvider } from '../../paymentEvents/read/intents';
+import type { WebhookProvider } from '../../domain/paymentEvents';
 import { recordDelivery, type WebhookMetrics } from './metrics';
 import { PendingWrites } from './pendingWrites';
 import { readPaystackEvent } from '../../paymentEvents/read/paystack';

@@ -1,6 +1,6 @@
 // Small readers shared by the Stripe and Paystack event parsers: tenant and invoice ids in metadata, event categories, zod messages.
 import type { z } from 'zod';
-import type { WebhookProvider } from './intents';
+import type { WebhookProvider } from '../../domain/paymentEvents';
 
 const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 

@@ -1,7 +1,12 @@
 // Reads a verified Paystack event (validated with zod at this edge) into what billops should do about it; amounts stay in kobo.
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { MalformedEventError, type TenantReference, type VerifiedEvent, type WebhookIntent } from './intents';
+import {
+  MalformedEventError,
+  type TenantReference,
+  type VerifiedEvent,
+  type WebhookIntent,
+} from '../../domain/paymentEvents';
 import { describeIssues, incidentCategory, invoiceIdIn, pickTenantId } from './fields';
 
 /** Paystack's default currency: an event that names none is in naira, its amount in kobo. */

@@ -6,7 +6,7 @@ import {
   type TenantReference,
   type VerifiedEvent,
   type WebhookIntent,
-} from './intents';
+} from '../../domain/paymentEvents';
 import { describeIssues, incidentCategory, pickTenantId, seconds } from './fields';
 
 const metadata = z.record(z.string(), z.unknown()).nullish();

@@ -8,7 +8,7 @@ import Stripe from 'stripe';
 import { stripeHostOptions } from '../../drivers/stripe';
 import { dunningWorkflowId } from '../../temporal/dunning';
 import type { ReplayReport } from '../../paymentEvents/replay';
-import { createPaystackLedger } from '../../drivers/providerLedgers';
+import { createPaystackLedger } from '../../paymentEvents/ledgers';
 import { reconcileDay, type ReconcileReport, type ReconcileRow } from '../../cli/reconcile/report';
 import { createPool } from '../../db/pool';
 import { operatorEnv, runBillops } from '../support/billopsCli';

@@ -8,7 +8,7 @@ import { dunningWorkflowId } from '../../temporal/dunning';
 import { dunnedTiers } from '../../paymentEvents/act';
 import { receiveDelivery } from '../../ingress/webhooks/delivery';
 import { FINISH_STATEMENT, FinishBatcher } from '../../db/webhookEvents';
-import type { VerifiedEvent } from '../../paymentEvents/read/intents';
+import type { VerifiedEvent } from '../../domain/paymentEvents';
 import { retryFailedWebhooks } from '../../paymentEvents/replay';
 import {
   PendingWrites,

@@ -5,11 +5,11 @@ import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
-  createGatewaysFromConfig,
   createPaymentActivities,
   paymentReference,
   type PaymentAttemptResult,
 } from '../../activities/payments';
+import { createGatewaysFromConfig } from '../../drivers/gateways';
 import { createPaystackGateway } from '../../drivers/paystack';
 import { createStripeGateway } from '../../drivers/stripe';
 import { STRIPE_MOCK_SECRET_KEY } from '../../runtime/stripeMock';

@@ -1,6 +1,6 @@
 // A billops worker as its own OS process, for tests that kill it: production's configuration and wiring, the pre-built workflow bundle.
 import { readFileSync } from 'node:fs';
-import { createGatewaysFromConfig } from '../../activities/payments';
+import { createGatewaysFromConfig } from '../../drivers/gateways';
 import { loadConfig } from '../../config/load';
 import { connectWorker, createBillopsWorker } from '../../workers/createWorker';
 import { createWorkerDependencies, incidentDependencies } from '../../workers/dependencies';

@@ -31,7 +31,10 @@ const rules: Record<Folder, { values: string[]; types?: string[] }> = {
   paymentEvents: { values: ['domain', 'db', 'drivers', 'temporal'] },
   activities: { values: ['domain', 'db', 'drivers', 'temporal', 'paymentEvents'] },
   config: { values: ['domain'] },
-  ingress: { values: ['domain', 'db', 'drivers', 'temporal', 'paymentEvents', 'config'] },
+  // Messages are defined once in workflows/definitions.ts and imported by workers, the CLI and the ingress.
+  ingress: {
+    values: ['domain', 'db', 'drivers', 'temporal', 'paymentEvents', 'config', 'workflows/definitions.ts'],
+  },
   cli: {
     values: [
       'domain',
@@ -40,12 +43,14 @@ const rules: Record<Folder, { values: string[]; types?: string[] }> = {
       'temporal',
       'paymentEvents',
       'config',
+      'workflows/definitions.ts',
       // The runbook's by-hand steps: invoices recalculate|hold|release and usage spot-check.
       'activities/invoicing',
       'activities/usage/integrity.ts',
     ],
   },
-  workers: { values: ['domain', 'activities', 'config', 'temporal', 'db', 'drivers'] },
+  // The worker names the workflow bundle's entry (workflows/index.ts) for the bundler.
+  workers: { values: ['domain', 'activities', 'config', 'temporal', 'db', 'drivers', 'workflows'] },
   runtime: { values: [...productionFolders] },
 };
 

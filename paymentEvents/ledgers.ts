@@ -2,11 +2,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import Stripe from 'stripe';
 import { z } from 'zod';
-import { createPaystackGateway, type PaystackGatewayOptions } from './paystack';
-import { interpretStripeError, stripeFailure, stripeHostOptions } from './stripe';
-import type { BillopsConfig } from '../config/env';
-import { invoiceIdIn } from '../paymentEvents/read/fields';
-import { paystackMetadata } from '../paymentEvents/read/paystack';
+import { createPaystackGateway, type PaystackGatewayOptions } from '../drivers/paystack';
+import { interpretStripeError, stripeFailure, stripeHostOptions } from '../drivers/stripe';
+import type { ProcessorSettings } from '../drivers/gateways';
+import { invoiceIdIn } from './read/fields';
+import { paystackMetadata } from './read/paystack';
 
 export const RECONCILE_PROCESSORS = ['stripe', 'paystack'] as const;
 export type ReconcileProcessor = (typeof RECONCILE_PROCESSORS)[number];
@@ -306,7 +306,7 @@ function paystackMoneyState(status: string): MoneyState {
 const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 
 /** A ledger for each processor whose secret key is set, as createGatewaysFromConfig builds the payment gateways. */
-export function providerLedgersFromConfig(config: BillopsConfig): ProviderLedgers {
+export function providerLedgersFromConfig(config: ProcessorSettings): ProviderLedgers {
   const ledgers: ProviderLedgers = {};
   if (config.stripe.secretKey) {
     ledgers.stripe = createStripeLedger({
