@@ -1,29 +1,35 @@
 // billops configuration from the environment (DESIGN.md "Configuration"): every problem at once, secrets never echoed.
+// Each area's variables and settings live beside this file (temporal.ts, payments.ts, incidents.ts); this one joins them.
 import { z } from 'zod';
+import { incidentVariables, incidentSettings, type IncidentSettings } from './incidents';
+import {
+  paymentVariables,
+  paystackProblems,
+  paystackSettings,
+  stripeSettings,
+  type PaystackSettings,
+  type StripeSettings,
+} from './payments';
+import {
+  embeddedTemporalVariables,
+  temporalProblems,
+  temporalSettings,
+  temporalVariables,
+  type TemporalSettings,
+} from './temporal';
+import { port, secret, url, type ConfigProblem, type Env } from './variables';
+
+export type { ConfigProblem } from './variables';
 
 export interface BillopsConfig {
-  temporal: {
-    /** host:port; absent means the embedded dev server. */
-    address?: string;
-    namespace: string;
-    apiKey?: string;
-    tls?: { certPath: string; keyPath: string };
-  };
+  temporal: TemporalSettings;
   taskQueue: string;
   /** Absent means the embedded PostgreSQL. */
   databaseUrl?: string;
   /** Absent means the embedded SMTP catcher. */
   smtpUrl?: string;
-  stripe: { secretKey?: string; webhookSecret?: string; apiBase?: string };
-  paystack: {
-    secretKey?: string;
-    publicKey?: string;
-    webhookSecret?: string;
-    sandboxMode: boolean;
-    baseUrl: string;
-    timeoutSeconds: number;
-    maxRetries: number;
-  };
+  stripe: StripeSettings;
+  paystack: PaystackSettings;
   alertmanagerToken?: string;
   /** JSON file of alertname → incident kind routes laid over the defaults (config/alertRouting.ts). */
   alertRoutesFile?: string;
@@ -34,32 +40,9 @@ export interface BillopsConfig {
   billingPortalUrl: string;
   mailFrom: string;
   /** Where incidents reach people and the outside world (each part optional: unset means not configured). */
-  incidents: {
-    pagerDutyRoutingKey?: string;
-    pagerDutyEventsUrl?: string;
-    slackWebhookUrl?: string;
-    statusPageWebhookUrl?: string;
-    /** Who receives the 48-hour root-cause reminder. */
-    opsEmail: string;
-    /** Incident reports (Markdown) are written here as well as stored in the incidents table. */
-    reportsDir: string;
-    /** The processor new payments switch to while the tenant's own is down. */
-    backupProcessor?: 'stripe' | 'paystack';
-    /** Billing system outage hooks: an http(s) URL is POSTed to; anything else is run as a command. */
-    scaleUpHook?: string;
-    failoverHook?: string;
-    /** The billing API's health endpoint probed in a billing system outage. */
-    healthUrl?: string;
-  };
+  incidents: IncidentSettings;
   /** Ports of the Temporal dev server `npm start` runs when TEMPORAL_ADDRESS is unset. */
   embedded: { temporalPort: number; uiPort: number };
-}
-
-export interface ConfigProblem {
-  /** The environment variable, e.g. INGRESS_PORT. */
-  variable: string;
-  /** Why it is wrong; never the value of a secret. */
-  problem: string;
 }
 
 export type ConfigResult = { ok: true; config: BillopsConfig } | { ok: false; problems: ConfigProblem[] };
@@ -86,51 +69,9 @@ const UNECHOED: ReadonlySet<string> = new Set<string>([
   'BILLOPS_FAILOVER_HOOK',
 ]);
 
-const PORT_RE = /^\d{1,5}$/;
-const isPort = (v: string) => PORT_RE.test(v) && Number(v) >= 1 && Number(v) <= 65535;
-const isUrlWith = (protocols: string[]) => (v: string) => {
-  try {
-    const url = new URL(v);
-    return protocols.includes(url.protocol) && url.hostname !== '';
-  } catch {
-    return false;
-  }
-};
-
-const port = (fallback: number) =>
-  z
-    .string()
-    .refine(isPort, 'must be a whole number from 1 to 65535')
-    .transform(Number)
-    .optional()
-    .transform((p) => p ?? fallback);
-const secret = (prefix: string | null, what: string) =>
-  (prefix === null ? z.string() : z.string().startsWith(prefix, `must start with ${prefix} (${what})`))
-    .refine((v) => v === v.trim(), 'has leading or trailing whitespace; remove it from the value')
-    .optional();
-const url = (protocols: string[], hint: string) => z.string().refine(isUrlWith(protocols), hint);
-
 /** One entry per variable: unset (absent or empty) yields the default or undefined. */
 const envSchema = z.object({
-  TEMPORAL_ADDRESS: z
-    .string()
-    .refine(
-      (v) =>
-        /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})$/.test(v) &&
-        isPort(v.slice(v.lastIndexOf(':') + 1)),
-      {
-        message:
-          'must be host:port without a scheme, e.g. temporal.example.com:7233 (unset it for the embedded dev server)',
-      },
-    )
-    .optional(),
-  TEMPORAL_NAMESPACE: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a namespace name (letters, digits, ".", "-", "_")')
-    .default('default'),
-  TEMPORAL_API_KEY: secret(null, 'a Temporal Cloud API key'),
-  TEMPORAL_TLS_CERT: z.string().optional(),
-  TEMPORAL_TLS_KEY: z.string().optional(),
+  ...temporalVariables,
   BILLOPS_TASK_QUEUE: z
     .string()
     .regex(/^\S+$/, 'must be a task queue name without spaces')
@@ -140,33 +81,7 @@ const envSchema = z.object({
     'must be a postgres:// or postgresql:// URL with a host',
   ).optional(),
   SMTP_URL: url(['smtp:', 'smtps:'], 'must be an smtp:// or smtps:// URL with a host').optional(),
-  STRIPE_SECRET_KEY: secret('sk_', 'a Stripe secret key'),
-  STRIPE_WEBHOOK_SECRET: secret('whsec_', 'the signing secret of the Stripe webhook endpoint'),
-  STRIPE_API_BASE: url(
-    ['http:', 'https:'],
-    'must be an http:// or https:// URL, e.g. http://127.0.0.1:12111',
-  ).optional(),
-  PAYSTACK_SECRET_KEY: secret('sk_', 'a Paystack secret key, sk_test_... or sk_live_...'),
-  PAYSTACK_PUBLIC_KEY: z.string().startsWith('pk_', 'must start with pk_ (a Paystack public key)').optional(),
-  PAYSTACK_WEBHOOK_SECRET: secret(null, 'the Paystack webhook secret'),
-  PAYSTACK_SANDBOX_MODE: z
-    .string()
-    .regex(/^(true|false|1|0)$/i, 'must be true, false, 1 or 0')
-    .transform((v) => /^(true|1)$/i.test(v))
-    .default('true'),
-  PAYSTACK_BASE_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').default(
-    'https://api.paystack.co',
-  ),
-  PAYSTACK_TIMEOUT_SECONDS: z
-    .string()
-    .regex(/^[1-9]\d{0,5}$/, 'must be a whole number of seconds, at least 1')
-    .transform(Number)
-    .default('30'),
-  PAYSTACK_MAX_RETRIES: z
-    .string()
-    .regex(/^(\d|10)$/, 'must be a whole number from 0 to 10')
-    .transform(Number)
-    .default('3'),
+  ...paymentVariables,
   ALERTMANAGER_TOKEN: secret(null, 'the bearer token Alertmanager sends'),
   BILLOPS_ALERT_ROUTES: z.string().optional(),
   INGRESS_HOST: z
@@ -187,29 +102,9 @@ const envSchema = z.object({
       'must be an address, e.g. billing@example.com or "billops <billing@example.com>"',
     )
     .default('billops <billing@billops.local>'),
-  TEMPORAL_UI_PORT: port(8233),
-  TEMPORAL_PORT: port(7233),
-  PAGERDUTY_ROUTING_KEY: secret(null, 'the Events API v2 integration key'),
-  PAGERDUTY_EVENTS_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
-  SLACK_WEBHOOK_URL: z
-    .string()
-    .refine(isUrlWith(['http:', 'https:']), 'must be an http:// or https:// incoming-webhook URL')
-    .optional(),
-  STATUS_PAGE_WEBHOOK_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
-  BILLOPS_OPS_EMAIL: z
-    .string()
-    .regex(/^[^<>\s@]+@[^<>\s@]+$/, 'must be an email address, e.g. billing-ops@example.com')
-    .default('billing-ops@billops.local'),
-  INCIDENT_REPORTS_DIR: z.string().optional(),
-  BILLOPS_BACKUP_PROCESSOR: z
-    .enum(['stripe', 'paystack'], { message: 'must be stripe or paystack' })
-    .optional(),
-  BILLOPS_SCALE_UP_HOOK: z.string().optional(),
-  BILLOPS_FAILOVER_HOOK: z.string().optional(),
-  BILLOPS_HEALTH_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').optional(),
+  ...embeddedTemporalVariables,
+  ...incidentVariables,
 });
-
-type Env = Record<string, string | undefined>;
 
 /** Reads the environment; never throws, and lists every wrong variable rather than the first. */
 export function parseConfig(env: Env): ConfigResult {
@@ -238,31 +133,9 @@ function fieldProblems(error: z.ZodError, set: Env): ConfigProblem[] {
 
 /** Rules across variables, checked on the raw values so they are reported alongside any field problem. */
 function combinationProblems(set: Env): ConfigProblem[] {
-  const problems: ConfigProblem[] = [];
-  const cert = set.TEMPORAL_TLS_CERT;
-  const key = set.TEMPORAL_TLS_KEY;
-  if (cert !== undefined && key === undefined) {
-    problems.push({
-      variable: 'TEMPORAL_TLS_KEY',
-      problem: 'must be set when TEMPORAL_TLS_CERT is (both or neither)',
-    });
-  }
-  if (key !== undefined && cert === undefined) {
-    problems.push({
-      variable: 'TEMPORAL_TLS_CERT',
-      problem: 'must be set when TEMPORAL_TLS_KEY is (both or neither)',
-    });
-  }
+  const problems: ConfigProblem[] = [...temporalProblems(set)];
   if (set.TEMPORAL_ADDRESS === undefined) {
-    // Credentials without an address would silently run on the embedded dev server instead of the intended cluster.
-    for (const name of ['TEMPORAL_API_KEY', 'TEMPORAL_TLS_CERT', 'TEMPORAL_TLS_KEY'] as const) {
-      if (set[name] !== undefined) {
-        problems.push({
-          variable: name,
-          problem: 'needs TEMPORAL_ADDRESS; the embedded dev server takes no credentials',
-        });
-      }
-    }
+    // npm start then runs the dev server and its Web UI beside the ingress, so the three ports must differ.
     const ports = [
       ['TEMPORAL_PORT', set.TEMPORAL_PORT ?? '7233'],
       ['TEMPORAL_UI_PORT', set.TEMPORAL_UI_PORT ?? '8233'],
@@ -277,51 +150,17 @@ function combinationProblems(set: Env): ConfigProblem[] {
         });
     });
   }
-  const sandbox = set.PAYSTACK_SANDBOX_MODE;
-  const paystackKey = set.PAYSTACK_SECRET_KEY;
-  const sandboxOn = sandbox === undefined || /^(true|1)$/i.test(sandbox);
-  const sandboxOff = sandbox !== undefined && /^(false|0)$/i.test(sandbox);
-  if (sandboxOn && paystackKey?.startsWith('sk_live_')) {
-    problems.push({
-      variable: 'PAYSTACK_SANDBOX_MODE',
-      problem: 'is true (the default) but PAYSTACK_SECRET_KEY is a live key; set it to false for production',
-    });
-  }
-  if (sandboxOff && paystackKey?.startsWith('sk_test_')) {
-    problems.push({
-      variable: 'PAYSTACK_SANDBOX_MODE',
-      problem: 'is false but PAYSTACK_SECRET_KEY is a test key',
-    });
-  }
-  return problems;
+  return [...problems, ...paystackProblems(set)];
 }
 
 function toConfig(env: z.output<typeof envSchema>): BillopsConfig {
-  const { TEMPORAL_TLS_CERT: certPath, TEMPORAL_TLS_KEY: keyPath } = env;
   return {
-    temporal: {
-      address: env.TEMPORAL_ADDRESS,
-      namespace: env.TEMPORAL_NAMESPACE,
-      apiKey: env.TEMPORAL_API_KEY,
-      tls: certPath !== undefined && keyPath !== undefined ? { certPath, keyPath } : undefined,
-    },
+    temporal: temporalSettings(env),
     taskQueue: env.BILLOPS_TASK_QUEUE,
     databaseUrl: env.DATABASE_URL,
     smtpUrl: env.SMTP_URL,
-    stripe: {
-      secretKey: env.STRIPE_SECRET_KEY,
-      webhookSecret: env.STRIPE_WEBHOOK_SECRET,
-      apiBase: env.STRIPE_API_BASE,
-    },
-    paystack: {
-      secretKey: env.PAYSTACK_SECRET_KEY,
-      publicKey: env.PAYSTACK_PUBLIC_KEY,
-      webhookSecret: env.PAYSTACK_WEBHOOK_SECRET,
-      sandboxMode: env.PAYSTACK_SANDBOX_MODE,
-      baseUrl: env.PAYSTACK_BASE_URL,
-      timeoutSeconds: env.PAYSTACK_TIMEOUT_SECONDS,
-      maxRetries: env.PAYSTACK_MAX_RETRIES,
-    },
+    stripe: stripeSettings(env),
+    paystack: paystackSettings(env),
     alertmanagerToken: env.ALERTMANAGER_TOKEN,
     alertRoutesFile: env.BILLOPS_ALERT_ROUTES,
     ingress: { host: env.INGRESS_HOST, port: env.INGRESS_PORT },
@@ -331,18 +170,7 @@ function toConfig(env: z.output<typeof envSchema>): BillopsConfig {
     dataDir: env.BILLOPS_DATA_DIR,
     billingPortalUrl: env.BILLOPS_BILLING_PORTAL_URL,
     mailFrom: env.BILLOPS_MAIL_FROM,
-    incidents: {
-      pagerDutyRoutingKey: env.PAGERDUTY_ROUTING_KEY,
-      pagerDutyEventsUrl: env.PAGERDUTY_EVENTS_URL,
-      slackWebhookUrl: env.SLACK_WEBHOOK_URL,
-      statusPageWebhookUrl: env.STATUS_PAGE_WEBHOOK_URL,
-      opsEmail: env.BILLOPS_OPS_EMAIL,
-      reportsDir: env.INCIDENT_REPORTS_DIR ?? `${env.BILLOPS_DATA_DIR.replace(/\/+$/, '')}/incidents`,
-      backupProcessor: env.BILLOPS_BACKUP_PROCESSOR,
-      scaleUpHook: env.BILLOPS_SCALE_UP_HOOK,
-      failoverHook: env.BILLOPS_FAILOVER_HOOK,
-      healthUrl: env.BILLOPS_HEALTH_URL,
-    },
+    incidents: incidentSettings(env, env.BILLOPS_DATA_DIR),
     embedded: { temporalPort: env.TEMPORAL_PORT, uiPort: env.TEMPORAL_UI_PORT },
   };
 }

@@ -2,9 +2,6 @@
 // reason a refused customer reads; the request checks; what Stripe and Paystack refund/subscription events report.
 import { defaultPolicy, parsePolicy } from '../../domain/policy';
 import {
-  activationInEvent,
-  activationRequestProblem,
-  alreadyActive,
   refundDecision,
   refundInEvent,
   refundRequestProblem,
@@ -13,6 +10,11 @@ import {
   type RefundablePayment,
   type TenantSubscription,
 } from '../../domain/refunds';
+import {
+  activationInEvent,
+  activationRequestProblem,
+  alreadyActive,
+} from '../../domain/subscriptionActivation';
 
 const NOW = Date.parse('2026-11-22T12:00:00.000Z');
 const DAY = 86_400_000;

@@ -7,7 +7,7 @@ import { startIncident } from '../../../temporal/incidents';
 import { readCaughtMail, type CaughtMail } from '../../../runtime/mailCatcher';
 import { parseDecisionLine } from '../../../domain/decisions';
 import type { IncidentStatus } from '../../../domain/incident';
-import type { ActivationParams } from '../../../domain/refunds';
+import type { ActivationParams } from '../../../domain/subscriptionActivation';
 import { recordRootCauseUpdate } from '../../../workflows/definitions';
 import { insertTenant, type TestTenant } from '../../support/dunningFixtures';
 import { incidentInput, untilIncident } from '../../support/incidentFixtures';

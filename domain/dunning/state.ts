@@ -1,0 +1,124 @@
+// The dunning lifecycle's state: phases, the invoices it holds, its timeline, and how a lifecycle begins.
+import type { BillingTier, Policy } from '../policy';
+
+export const DUNNING_PHASES = [
+  'retrying',
+  'grace',
+  'warning',
+  'soft_limited',
+  'hard_limited',
+  'suspended',
+  'deleted',
+  'recovered',
+] as const;
+export type DunningPhase = (typeof DUNNING_PHASES)[number];
+
+export type PaymentProcessorName = 'stripe' | 'paystack' | 'none';
+
+export interface FailedInvoice {
+  invoiceId: string;
+  amountMinor: number;
+  currency: string;
+}
+
+export interface OutstandingInvoice extends FailedInvoice {
+  paid: boolean;
+}
+
+export interface DunningInput {
+  tenantId: string;
+  tenantName?: string;
+  tier: BillingTier;
+  processor: PaymentProcessorName;
+  invoice: FailedInvoice;
+  /** The policy in force when the lifecycle started; later policy changes never reach a running lifecycle. */
+  policy: Policy;
+  /** Where customers update their payment method, linked from every notice. */
+  billingPortalUrl: string;
+}
+
+export interface TimelineEntry {
+  at: string;
+  /** For a scheduled step: when it was due (it is performed at `at`, moments later). */
+  dueAt?: string;
+  event: string;
+  detail?: string;
+  operator?: string;
+  reason?: string;
+}
+
+export interface DunningState {
+  workflowKey: string;
+  tenantId: string;
+  tenantName: string;
+  tier: BillingTier;
+  processor: PaymentProcessorName;
+  policy: Policy;
+  startedAt: number;
+  invoices: OutstandingInvoice[];
+  phase: DunningPhase;
+  paused: boolean;
+  pausedSince: number | null;
+  pausedTotalMs: number;
+  graceExtensionMs: number;
+  done: string[];
+  hardDeclined: boolean;
+  failureNoticeSent: boolean;
+  /** Bumped on every change that can move a deadline, so a waiting timer knows to recompute. */
+  revision: number;
+  timeline: TimelineEntry[];
+}
+
+/** A request the lifecycle refuses: retrying cannot fix it, so callers treat it as non-retryable. */
+export class DunningRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DunningRefusedError';
+  }
+}
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+
+export const iso = (ms: number) => new Date(ms).toISOString();
+
+export function newDunningState(input: DunningInput, workflowKey: string, now: number): DunningState {
+  const graceDays = input.policy.tiers[input.tier].graceDays;
+  if (graceDays === null) {
+    throw new DunningRefusedError(
+      `tenant ${input.tenantId} is on the ${input.tier} tier, which has no payment processing: there is nothing to dun (upgrade required)`,
+    );
+  }
+  return {
+    workflowKey,
+    tenantId: input.tenantId,
+    tenantName: input.tenantName ?? input.tenantId,
+    tier: input.tier,
+    processor: input.processor,
+    policy: input.policy,
+    startedAt: now,
+    invoices: [{ ...input.invoice, paid: false }],
+    phase: 'retrying',
+    paused: false,
+    pausedSince: null,
+    pausedTotalMs: 0,
+    graceExtensionMs: 0,
+    done: [],
+    hardDeclined: false,
+    failureNoticeSent: false,
+    revision: 0,
+    timeline: [{ at: iso(now), event: 'payment failed', detail: describeInvoice(input.invoice) }],
+  };
+}
+
+export function describeInvoice(invoice: FailedInvoice): string {
+  return `invoice ${invoice.invoiceId} (${invoice.amountMinor} ${invoice.currency} minor units)`;
+}
+
+/** How the timeline and the CLI say a length of time: whole days, else hours, else minutes. */
+export function formatDuration(ms: number): string {
+  const hours = Math.round(ms / HOUR_MS);
+  if (hours >= 24 && hours % 24 === 0) return `${hours / 24} days`;
+  if (hours >= 1) return `${hours} hours`;
+  return `${Math.round(ms / 60_000)} minutes`;
+}
