@@ -1,6 +1,6 @@
 // The metrics billops exports (ingress/metrics.ts) against the alert rules that read them
 // (deploy/prometheus/alerts.yml): every metric, label and label value a rule uses is exported, every threshold of
-// domain/policy.ts `monitoring` has its warning and critical rule, and recorded values come out with their labels.
+// domain/policy/defaults.ts `monitoring` has its warning and critical rule, and recorded values come out with their labels.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -146,7 +146,7 @@ async function exported(registry: Registry): Promise<Map<string, { type: string;
   return byName;
 }
 
-describe('deploy/prometheus/alerts.yml against domain/policy.ts', () => {
+describe('deploy/prometheus/alerts.yml against domain/policy/defaults.ts', () => {
   it('has a warning and a critical rule for every monitoring threshold, and nothing else', () => {
     expect(rules).toHaveLength(10);
     const pairs = rules.map((r) => `${POLICY_OF[r.alert]?.key ?? r.alert}/${r.labels.severity}`).sort();
@@ -161,7 +161,7 @@ describe('deploy/prometheus/alerts.yml against domain/policy.ts', () => {
     '%s compares with the policy threshold and has for, summary and an incident kind',
     (_name, rule) => {
       const policy = POLICY_OF[rule.alert];
-      if (!policy) throw new Error(`${rule.alert} maps to no domain/policy.ts monitoring threshold`);
+      if (!policy) throw new Error(`${rule.alert} maps to no domain/policy/defaults.ts monitoring threshold`);
       const levels = defaultPolicy.monitoring[policy.key] as Record<string, number>;
       const { op, value } = threshold(rule.expr);
       const level = rule.labels.severity === 'critical' ? 'critical' : 'warn';
