@@ -6,12 +6,12 @@ import { createDecisionActivities } from './decisions';
 import { createDisputeActivities } from './incidents/billingDispute';
 import { createDunningRecordActivities } from './dunningRecords';
 import { createEmailActivities } from './email';
-import { createIncidentActivities } from './incidents/common';
+import { createIncidentActivities, type IncidentDependencies } from './incidents/common';
 import { createInvoicingActivities } from './invoicing';
 import type { Mailer } from '../drivers/smtp';
 import { createNoticeActivities } from './notices';
 import { createOverageActivities } from './usage/overage';
-import { createPagingActivities, type PagingOptions } from './paging';
+import { createPagingActivities } from './paging';
 import { createPaymentActivities, type PaymentGateways } from './payments';
 import { createProcessorOutageActivities } from './incidents/paymentProcessorOutage';
 import { createRefundActivities } from './incidents/refund';
@@ -36,17 +36,6 @@ export interface ActivityDependencies {
   incidents: IncidentDependencies;
   /** For activities that signal or start workflows (webhook replay, dunning mass actions); absent: those steps are refused. */
   temporalClient?: Client;
-}
-
-export interface IncidentDependencies {
-  paging: PagingOptions;
-  statusPageWebhookUrl?: string;
-  opsEmail: string;
-  reportsDir: string;
-  backupProcessor?: 'stripe' | 'paystack';
-  scaleUpHook?: string;
-  failoverHook?: string;
-  healthUrl?: string;
 }
 
 export function createActivities(deps: ActivityDependencies) {
@@ -100,3 +89,4 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type BillopsActivities = ReturnType<typeof createActivities>;
+export type { IncidentDependencies };

@@ -1,7 +1,9 @@
 // `npm run bench -- <name> [options]` runs one benchmark in bench/; with no name, every one. Each prints one JSON line.
-import { BACKFILL_USAGE, backfillBench } from './backfill';
-import { BenchUsageError } from './support';
-import { WEBHOOKS_USAGE, webhooksBench } from './webhooks';
+import { backfillBench } from './backfill';
+import { BACKFILL_USAGE } from './backfillPlan';
+import { BenchUsageError } from './options';
+import { webhooksBench } from './webhooks';
+import { WEBHOOKS_USAGE } from './webhooksOptions';
 
 interface Bench {
   run(argv: string[]): Promise<unknown>;

@@ -12,6 +12,19 @@ import { serviceCreditMinor } from '../../domain/serviceCredits';
 import { renderTemplate, type TemplateName, type TemplateVars } from '../../domain/templates';
 import { databaseUnavailable } from '../../db/errors';
 import type { createEmailActivities } from '../email';
+import type { PagingOptions } from '../paging';
+
+/** Where incidents page people, post status updates, write reports and find their hooks: the worker's settings. */
+export interface IncidentDependencies {
+  paging: PagingOptions;
+  statusPageWebhookUrl?: string;
+  opsEmail: string;
+  reportsDir: string;
+  backupProcessor?: 'stripe' | 'paystack';
+  scaleUpHook?: string;
+  failoverHook?: string;
+  healthUrl?: string;
+}
 
 export interface IncidentActivityOptions {
   pool: Pool;
@@ -320,3 +333,4 @@ function largestCurrencyTotal(credited: ServiceCreditResult['credited']): Money 
   const [currency, amountMinor] = [...totals.entries()].sort((a, b) => b[1] - a[1])[0] ?? [];
   return currency === undefined || amountMinor === undefined ? null : { amountMinor, currency };
 }
+export type IncidentActivities = ReturnType<typeof createIncidentActivities>;

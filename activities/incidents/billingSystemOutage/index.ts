@@ -3,7 +3,7 @@
 import { dirname, join } from 'node:path';
 import axios from 'axios';
 import { Client, type ClientBase, type Pool } from 'pg';
-import type { IncidentDependencies } from '../..';
+import type { IncidentDependencies } from '../common';
 import { databaseUnavailable } from '../../../db/errors';
 import { createOperationQueueActivities } from './operationQueue';
 import { createOutageHookActivities } from './hooks';
@@ -339,3 +339,5 @@ export function createBillingOutageActivities(deps: {
     }),
   };
 }
+export type BillingHealthActivities = ReturnType<typeof createBillingHealthActivities>;
+export type BillingOutageActivities = ReturnType<typeof createBillingOutageActivities>;
