@@ -1,6 +1,7 @@
 // Jest projects, one per test layer: `unit` runs with no servers; `workflow`, `integration` and `e2e` share one
+// Tests are transpiled file by file (isolatedModules, tsconfig.jest.json); `npm run build` type-checks everything.
 // globalSetup (Jest runs a setup module once however many projects name it) that starts real local servers.
-const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.json', diagnostics: false }] };
+const transform = { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json', diagnostics: false }] };
 
 const withServers = (name) => ({
   displayName: name,
@@ -14,7 +15,12 @@ const withServers = (name) => ({
 /** @type {import('jest').Config} */
 module.exports = {
   projects: [
-    { displayName: 'unit', testEnvironment: 'node', transform, testMatch: ['<rootDir>/test/unit/**/*.test.ts'] },
+    {
+      displayName: 'unit',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
     withServers('workflow'),
     withServers('integration'),
     withServers('e2e'),
