@@ -1,9 +1,20 @@
 // Payment activities of the dunning lifecycle: "Retry Payment" and "Manual Payment Link" through the tenant's processor, each idempotent under its key.
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Pool, PoolClient } from 'pg';
-import { inTransaction } from '../db/pool';
-import { normalizeCurrency } from '../domain/money';
+import type { Pool } from 'pg';
+import {
+  findPayableInvoice,
+  latestPaymentReference,
+  markInvoicePaid,
+  notePendingPayment,
+  openPaymentTransaction,
+  recordPaymentFailure,
+  recordPaymentSuccess,
+  storeHostedInvoiceUrl,
+  type ChargingProcessor,
+  type OpenTransaction,
+  type PayableInvoice,
+} from '../db/payments';
 import { describeQueued, queueWhileReadOnly } from './readOnlyGuard';
 import type { PaymentGateways } from '../drivers/gateways';
 import type { PaystackGateway } from '../drivers/paystack';
@@ -86,66 +97,20 @@ export function paymentReference(idempotencyKey: string): string {
   return `${readable || 'billops'}-${digest}`;
 }
 
-type Processor = 'stripe' | 'paystack' | 'none';
-
-interface InvoiceRow {
-  tenant_id: string;
-  payment_processor: Processor;
-  billing_email: string;
-  paystack_authorization_code: string | null;
-  invoice_id: string | null;
-  status: string | null;
-  processor: Processor | null;
-  processor_invoice_id: string | null;
-  total_minor: number | string | null;
-  amount_paid_minor: number | string | null;
-  currency: string | null;
-  hosted_invoice_url: string | null;
-}
-
-/** An invoice with the tenant fields a payment needs. */
-interface PayableInvoice {
-  tenantId: string;
-  invoiceId: string;
-  paymentProcessor: Processor;
-  billingEmail: string;
-  paystackAuthorizationCode: string | null;
-  status: string;
-  processor: Processor;
-  processorInvoiceId: string | null;
-  totalMinor: number;
-  amountPaidMinor: number;
-  currency: string;
-  hostedInvoiceUrl: string | null;
-}
-
-interface TransactionRow {
-  invoice_id: string | null;
-  status: string;
-  amount_minor: number | string;
-  currency: string;
-}
-
-interface OpenTransaction {
-  reference: string;
-  /** False when an earlier run under the same key had already opened it. */
-  created: boolean;
-  status: string;
-  amountMinor: number;
-  currency: string;
-}
-
-/** bigint columns arrive as numbers through db/pool.ts, as strings through a plain pg Pool; both are read exactly. */
-function minorUnits(value: number | string | null): number {
-  const amount = typeof value === 'string' ? Number(value) : (value ?? 0);
-  if (!Number.isSafeInteger(amount)) throw new RangeError(`amount ${String(value)} is not a safe integer`);
-  return amount;
-}
-
-function notConfigured(processor: 'stripe' | 'paystack'): string {
+function notConfigured(processor: ChargingProcessor): string {
   return processor === 'stripe'
     ? 'no stripe processor configured (set STRIPE_SECRET_KEY)'
     : 'no paystack processor configured (set PAYSTACK_SECRET_KEY)';
+}
+
+/** The attempt's own transaction, as collected. */
+function succeeded(tx: OpenTransaction): PaymentAttemptResult {
+  return {
+    outcome: 'succeeded',
+    reference: tx.reference,
+    amountMinor: tx.amountMinor,
+    currency: tx.currency,
+  };
 }
 
 function declineResult(
@@ -161,129 +126,41 @@ function declineResult(
 }
 
 export function createPaymentActivities(deps: PaymentActivityDependencies) {
+  /** The invoice to collect; a missing tenant or invoice is a failure no retry fixes. */
   async function loadInvoice(tenantId: string, invoiceId: string): Promise<PayableInvoice> {
-    const { rows } = await deps.pool.query<InvoiceRow>(
-      `SELECT t.id AS tenant_id, t.payment_processor, t.billing_email, t.paystack_authorization_code,
-              i.id AS invoice_id, i.status, i.processor, i.processor_invoice_id, i.total_minor, i.amount_paid_minor,
-              i.currency, i.hosted_invoice_url
-         FROM tenants t LEFT JOIN invoices i ON i.id = $2 AND i.tenant_id = t.id
-        WHERE t.id = $1`,
-      [tenantId, invoiceId],
+    const found = await findPayableInvoice(deps.pool, tenantId, invoiceId);
+    if ('invoice' in found) return found.invoice;
+    throw ApplicationFailure.nonRetryable(
+      found.missing === 'tenant'
+        ? `tenant ${tenantId} is not in the tenants table`
+        : `invoice ${invoiceId} of tenant ${tenantId} is not in the invoices table`,
+      'InvoiceUnknown',
     );
-    const row = rows[0];
-    if (!row) {
-      throw ApplicationFailure.nonRetryable(
-        `tenant ${tenantId} is not in the tenants table`,
-        'InvoiceUnknown',
-      );
-    }
-    if (row.invoice_id === null || row.status === null || row.processor === null || row.currency === null) {
-      throw ApplicationFailure.nonRetryable(
-        `invoice ${invoiceId} of tenant ${tenantId} is not in the invoices table`,
-        'InvoiceUnknown',
-      );
-    }
-    return {
-      tenantId: row.tenant_id,
-      invoiceId: row.invoice_id,
-      paymentProcessor: row.payment_processor,
-      billingEmail: row.billing_email,
-      paystackAuthorizationCode: row.paystack_authorization_code,
-      status: row.status,
-      processor: row.processor,
-      processorInvoiceId: row.processor_invoice_id,
-      totalMinor: minorUnits(row.total_minor),
-      amountPaidMinor: minorUnits(row.amount_paid_minor),
-      currency: normalizeCurrency(row.currency),
-      hostedInvoiceUrl: row.hosted_invoice_url,
-    };
   }
 
-  /** The pending row for this reference, created on first use; a retried activity finds the same row. */
   async function openTransaction(
     invoice: PayableInvoice,
-    processor: 'stripe' | 'paystack',
+    processor: ChargingProcessor,
     reference: string,
   ): Promise<OpenTransaction> {
-    const inserted = await deps.pool.query(
-      `INSERT INTO payment_transactions (tenant_id, invoice_id, processor, reference, status, amount_minor, currency)
-       VALUES ($1, $2, $3, $4, 'pending', $5, $6)
-       ON CONFLICT (processor, reference) DO NOTHING`,
-      [
-        invoice.tenantId,
-        invoice.invoiceId,
-        processor,
-        reference,
-        invoice.totalMinor - invoice.amountPaidMinor,
-        invoice.currency,
-      ],
-    );
-    const { rows } = await deps.pool.query<TransactionRow>(
-      'SELECT invoice_id, status, amount_minor, currency FROM payment_transactions WHERE processor = $1 AND reference = $2',
-      [processor, reference],
-    );
-    const row = rows[0];
-    if (!row || row.invoice_id !== invoice.invoiceId) {
-      throw ApplicationFailure.nonRetryable(
-        `reference ${reference} already belongs to invoice ${row?.invoice_id ?? '(none)'}, not ${invoice.invoiceId}: ` +
-          'an idempotency key was reused for another invoice',
-        'IdempotencyConflict',
-      );
-    }
-    return {
-      reference,
-      created: inserted.rowCount === 1,
-      status: row.status,
-      amountMinor: minorUnits(row.amount_minor),
-      currency: row.currency,
-    };
-  }
-
-  /** Marks the invoice paid in full; a no-op when it already is, so a retry never counts a payment twice. */
-  async function markInvoicePaid(db: Pool | PoolClient, invoiceId: string, paidAt: Date): Promise<void> {
-    await db.query(
-      `UPDATE invoices SET status = 'paid', amount_paid_minor = total_minor, paid_at = coalesce(paid_at, $2)
-        WHERE id = $1 AND status <> 'paid'`,
-      [invoiceId, paidAt],
+    const opened = await openPaymentTransaction(deps.pool, invoice, processor, reference);
+    if ('transaction' in opened) return opened.transaction;
+    throw ApplicationFailure.nonRetryable(
+      `reference ${reference} already belongs to invoice ${opened.conflictingInvoiceId ?? '(none)'}, not ${invoice.invoiceId}: ` +
+        'an idempotency key was reused for another invoice',
+      'IdempotencyConflict',
     );
   }
 
-  /** The success row and the paid invoice commit together: neither is ever seen without the other. */
   async function recordSuccess(
     invoice: PayableInvoice,
-    processor: 'stripe' | 'paystack',
+    processor: ChargingProcessor,
     tx: OpenTransaction,
-    gatewayResponse: string,
+    response: string,
     paidAt: Date,
   ): Promise<PaymentAttemptResult> {
-    await inTransaction(deps.pool, async (client) => {
-      await client.query(
-        `UPDATE payment_transactions
-            SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL
-          WHERE processor = $1 AND reference = $2`,
-        [processor, tx.reference, paidAt, gatewayResponse],
-      );
-      await markInvoicePaid(client, invoice.invoiceId, paidAt);
-    });
-    return {
-      outcome: 'succeeded',
-      reference: tx.reference,
-      amountMinor: tx.amountMinor,
-      currency: tx.currency,
-    };
-  }
-
-  async function recordFailure(
-    processor: 'stripe' | 'paystack',
-    reference: string,
-    gatewayResponse: string,
-    failureCode: string,
-  ): Promise<void> {
-    await deps.pool.query(
-      `UPDATE payment_transactions SET status = 'failed', gateway_response = $3, failure_code = $4
-        WHERE processor = $1 AND reference = $2 AND status <> 'success'`,
-      [processor, reference, gatewayResponse, failureCode],
-    );
+    await recordPaymentSuccess(deps.pool, processor, tx.reference, invoice.invoiceId, response, paidAt);
+    return succeeded(tx);
   }
 
   /**
@@ -291,7 +168,7 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
    * the row says failed, with the failure type as its code. Retryable failures leave it pending for the retry.
    */
   async function settleRefusal(
-    processor: 'stripe' | 'paystack',
+    processor: ChargingProcessor,
     tx: OpenTransaction,
     attempt: Promise<PaymentAttemptResult>,
   ): Promise<PaymentAttemptResult> {
@@ -303,7 +180,7 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
         (error.type === PAYMENT_FAILURE_TYPES.processorAuthFailed ||
           error.type === PAYMENT_FAILURE_TYPES.processorRejected)
       ) {
-        await recordFailure(processor, tx.reference, error.message, error.type);
+        await recordPaymentFailure(deps.pool, processor, tx.reference, error.message, error.type);
       }
       throw error;
     }
@@ -312,24 +189,15 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
   /** An earlier run under this key collected: its row stands as written, the invoice is (re)marked paid. */
   async function paidEarlier(invoice: PayableInvoice, tx: OpenTransaction): Promise<PaymentAttemptResult> {
     await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
-    return {
-      outcome: 'succeeded',
-      reference: tx.reference,
-      amountMinor: tx.amountMinor,
-      currency: tx.currency,
-    };
+    return succeeded(tx);
   }
 
   async function alreadyPaid(invoice: PayableInvoice): Promise<PaymentAttemptResult> {
     if (invoice.status !== 'paid') await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
-    const { rows } = await deps.pool.query<{ reference: string }>(
-      `SELECT reference FROM payment_transactions WHERE invoice_id = $1 AND status = 'success'
-        ORDER BY paid_at DESC NULLS LAST LIMIT 1`,
-      [invoice.invoiceId],
-    );
+    const latest = await latestPaymentReference(deps.pool, invoice.invoiceId);
     return {
       outcome: 'succeeded',
-      reference: rows[0]?.reference ?? invoice.processorInvoiceId ?? invoice.invoiceId,
+      reference: latest ?? invoice.processorInvoiceId ?? invoice.invoiceId,
       // Paid in full: amount_paid_minor never exceeds total_minor, and a paid invoice settled all of it.
       amountMinor: invoice.totalMinor,
       currency: invoice.currency,
@@ -347,7 +215,13 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
       const response = `Stripe invoice ${payment.processorInvoiceId} paid (Stripe reports status ${payment.invoiceStatus ?? 'none'})`;
       return recordSuccess(invoice, 'stripe', tx, response, new Date());
     }
-    await recordFailure('stripe', tx.reference, payment.message, payment.decline.declineCode);
+    await recordPaymentFailure(
+      deps.pool,
+      'stripe',
+      tx.reference,
+      payment.message,
+      payment.decline.declineCode,
+    );
     return declineResult('Stripe', payment.decline, payment.message, tx.reference);
   }
 
@@ -377,12 +251,20 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
         }
         return recordSuccess(invoice, 'paystack', tx, charge.gatewayResponse, charge.paidAt ?? new Date());
       case 'failed':
-        await recordFailure('paystack', tx.reference, charge.gatewayResponse, charge.decline.declineCode);
+        await recordPaymentFailure(
+          deps.pool,
+          'paystack',
+          tx.reference,
+          charge.gatewayResponse,
+          charge.decline.declineCode,
+        );
         return declineResult('Paystack', charge.decline, charge.gatewayResponse, tx.reference);
       case 'pending':
-        await deps.pool.query(
-          'UPDATE payment_transactions SET gateway_response = $3 WHERE processor = $1 AND reference = $2',
-          ['paystack', tx.reference, charge.gatewayResponse || charge.paystackStatus],
+        await notePendingPayment(
+          deps.pool,
+          'paystack',
+          tx.reference,
+          charge.gatewayResponse || charge.paystackStatus,
         );
         // The retry sends the same reference, meets "Duplicate Transaction Reference" and verifies it.
         throw ApplicationFailure.retryable(
@@ -474,10 +356,7 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
         const url = await deps.stripe.hostedInvoiceUrl(invoice.processorInvoiceId);
         // A draft invoice has no hosted page yet; the billing portal still lets the customer pay.
         if (url === null) return { url: deps.billingPortalUrl };
-        await deps.pool.query('UPDATE invoices SET hosted_invoice_url = $2 WHERE id = $1', [
-          invoice.invoiceId,
-          url,
-        ]);
+        await storeHostedInvoiceUrl(deps.pool, invoice.invoiceId, url);
         return { url };
       }
 
@@ -503,10 +382,7 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
         // An earlier run initialized it but stopped before storing the URL, which Paystack cannot give again.
         return { url: invoice.hostedInvoiceUrl ?? deps.billingPortalUrl };
       }
-      await deps.pool.query('UPDATE invoices SET hosted_invoice_url = $2 WHERE id = $1', [
-        invoice.invoiceId,
-        initialized.authorizationUrl,
-      ]);
+      await storeHostedInvoiceUrl(deps.pool, invoice.invoiceId, initialized.authorizationUrl);
       return { url: initialized.authorizationUrl };
     },
   };

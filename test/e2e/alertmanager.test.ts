@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { parseAlertRoutes } from '../../config/alertRouting';
-import { alertFingerprint } from '../../ingress/alerts/routes';
+import { alertFingerprint } from '../../ingress/alerts/payload';
 import { buildIngress } from '../../ingress/server';
 import type { IncidentStatus } from '../../domain/incident';
 import { defaultPolicy } from '../../domain/policy';

@@ -16,8 +16,8 @@ import {
   routeAlert,
   type AlertRouting,
 } from '../../config/alertRouting';
+import { alertFingerprint } from '../../ingress/alerts/payload';
 import {
-  alertFingerprint,
   alertSettingsFromEnvironment,
   registerAlertRoutes,
   type AlertSettings,

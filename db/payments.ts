@@ -1,0 +1,214 @@
+// The rows a dunning payment reads and writes: the payable invoice with its tenant, and each attempt's
+// payment_transactions row (opened pending under its reference, then marked success or failed).
+import type { Pool, PoolClient } from 'pg';
+import { normalizeCurrency } from '../domain/money';
+import { inTransaction } from './pool';
+
+export type InvoiceProcessor = 'stripe' | 'paystack' | 'none';
+export type ChargingProcessor = 'stripe' | 'paystack';
+
+interface InvoiceRow {
+  tenant_id: string;
+  payment_processor: InvoiceProcessor;
+  billing_email: string;
+  paystack_authorization_code: string | null;
+  invoice_id: string | null;
+  status: string | null;
+  processor: InvoiceProcessor | null;
+  processor_invoice_id: string | null;
+  total_minor: number | string | null;
+  amount_paid_minor: number | string | null;
+  currency: string | null;
+  hosted_invoice_url: string | null;
+}
+
+/** An invoice with the tenant fields a payment needs. */
+export interface PayableInvoice {
+  tenantId: string;
+  invoiceId: string;
+  paymentProcessor: InvoiceProcessor;
+  billingEmail: string;
+  paystackAuthorizationCode: string | null;
+  status: string;
+  processor: InvoiceProcessor;
+  processorInvoiceId: string | null;
+  totalMinor: number;
+  amountPaidMinor: number;
+  currency: string;
+  hostedInvoiceUrl: string | null;
+}
+
+/** The invoice, or which of the two rows is missing: the caller says so in its own failure. */
+export type PayableInvoiceLookup = { invoice: PayableInvoice } | { missing: 'tenant' | 'invoice' };
+
+interface TransactionRow {
+  invoice_id: string | null;
+  status: string;
+  amount_minor: number | string;
+  currency: string;
+}
+
+export interface OpenTransaction {
+  reference: string;
+  /** False when an earlier run under the same key had already opened it. */
+  created: boolean;
+  status: string;
+  amountMinor: number;
+  currency: string;
+}
+
+/** The transaction, or the invoice its reference already belongs to: an idempotency key reused for another invoice. */
+export type OpenTransactionResult =
+  | { transaction: OpenTransaction }
+  | { conflictingInvoiceId: string | null };
+
+/** bigint columns arrive as numbers through db/pool.ts, as strings through a plain pg Pool; both are read exactly. */
+function minorUnits(value: number | string | null): number {
+  const amount = typeof value === 'string' ? Number(value) : (value ?? 0);
+  if (!Number.isSafeInteger(amount)) throw new RangeError(`amount ${String(value)} is not a safe integer`);
+  return amount;
+}
+
+export async function findPayableInvoice(
+  pool: Pool,
+  tenantId: string,
+  invoiceId: string,
+): Promise<PayableInvoiceLookup> {
+  const { rows } = await pool.query<InvoiceRow>(
+    `SELECT t.id AS tenant_id, t.payment_processor, t.billing_email, t.paystack_authorization_code,
+            i.id AS invoice_id, i.status, i.processor, i.processor_invoice_id, i.total_minor, i.amount_paid_minor,
+            i.currency, i.hosted_invoice_url
+       FROM tenants t LEFT JOIN invoices i ON i.id = $2 AND i.tenant_id = t.id
+      WHERE t.id = $1`,
+    [tenantId, invoiceId],
+  );
+  const row = rows[0];
+  if (!row) return { missing: 'tenant' };
+  if (row.invoice_id === null || row.status === null || row.processor === null || row.currency === null) {
+    return { missing: 'invoice' };
+  }
+  return {
+    invoice: {
+      tenantId: row.tenant_id,
+      invoiceId: row.invoice_id,
+      paymentProcessor: row.payment_processor,
+      billingEmail: row.billing_email,
+      paystackAuthorizationCode: row.paystack_authorization_code,
+      status: row.status,
+      processor: row.processor,
+      processorInvoiceId: row.processor_invoice_id,
+      totalMinor: minorUnits(row.total_minor),
+      amountPaidMinor: minorUnits(row.amount_paid_minor),
+      currency: normalizeCurrency(row.currency),
+      hostedInvoiceUrl: row.hosted_invoice_url,
+    },
+  };
+}
+
+/** The pending row for this reference, created on first use; a retried activity finds the same row. */
+export async function openPaymentTransaction(
+  pool: Pool,
+  invoice: PayableInvoice,
+  processor: ChargingProcessor,
+  reference: string,
+): Promise<OpenTransactionResult> {
+  const inserted = await pool.query(
+    `INSERT INTO payment_transactions (tenant_id, invoice_id, processor, reference, status, amount_minor, currency)
+     VALUES ($1, $2, $3, $4, 'pending', $5, $6)
+     ON CONFLICT (processor, reference) DO NOTHING`,
+    [
+      invoice.tenantId,
+      invoice.invoiceId,
+      processor,
+      reference,
+      invoice.totalMinor - invoice.amountPaidMinor,
+      invoice.currency,
+    ],
+  );
+  const { rows } = await pool.query<TransactionRow>(
+    'SELECT invoice_id, status, amount_minor, currency FROM payment_transactions WHERE processor = $1 AND reference = $2',
+    [processor, reference],
+  );
+  const row = rows[0];
+  if (!row || row.invoice_id !== invoice.invoiceId) return { conflictingInvoiceId: row?.invoice_id ?? null };
+  return {
+    transaction: {
+      reference,
+      created: inserted.rowCount === 1,
+      status: row.status,
+      amountMinor: minorUnits(row.amount_minor),
+      currency: row.currency,
+    },
+  };
+}
+
+/** Marks the invoice paid in full; a no-op when it already is, so a retry never counts a payment twice. */
+export async function markInvoicePaid(db: Pool | PoolClient, invoiceId: string, paidAt: Date): Promise<void> {
+  await db.query(
+    `UPDATE invoices SET status = 'paid', amount_paid_minor = total_minor, paid_at = coalesce(paid_at, $2)
+      WHERE id = $1 AND status <> 'paid'`,
+    [invoiceId, paidAt],
+  );
+}
+
+/** The success row and the paid invoice commit together: neither is ever seen without the other. */
+export async function recordPaymentSuccess(
+  pool: Pool,
+  processor: ChargingProcessor,
+  reference: string,
+  invoiceId: string,
+  gatewayResponse: string,
+  paidAt: Date,
+): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    await client.query(
+      `UPDATE payment_transactions
+          SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL
+        WHERE processor = $1 AND reference = $2`,
+      [processor, reference, paidAt, gatewayResponse],
+    );
+    await markInvoicePaid(client, invoiceId, paidAt);
+  });
+}
+
+/** A success already recorded stays one: a late failure never overwrites it. */
+export async function recordPaymentFailure(
+  pool: Pool,
+  processor: ChargingProcessor,
+  reference: string,
+  gatewayResponse: string,
+  failureCode: string,
+): Promise<void> {
+  await pool.query(
+    `UPDATE payment_transactions SET status = 'failed', gateway_response = $3, failure_code = $4
+      WHERE processor = $1 AND reference = $2 AND status <> 'success'`,
+    [processor, reference, gatewayResponse, failureCode],
+  );
+}
+
+/** What the processor last said of a charge still in flight; the row stays pending. */
+export async function notePendingPayment(
+  pool: Pool,
+  processor: ChargingProcessor,
+  reference: string,
+  gatewayResponse: string,
+): Promise<void> {
+  await pool.query(
+    'UPDATE payment_transactions SET gateway_response = $3 WHERE processor = $1 AND reference = $2',
+    [processor, reference, gatewayResponse],
+  );
+}
+
+/** The reference of the invoice's latest successful payment, if any. */
+export async function latestPaymentReference(pool: Pool, invoiceId: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ reference: string }>(
+    `SELECT reference FROM payment_transactions WHERE invoice_id = $1 AND status = 'success'
+      ORDER BY paid_at DESC NULLS LAST LIMIT 1`,
+    [invoiceId],
+  );
+  return rows[0]?.reference;
+}
+
+export async function storeHostedInvoiceUrl(pool: Pool, invoiceId: string, url: string): Promise<void> {
+  await pool.query('UPDATE invoices SET hosted_invoice_url = $2 WHERE id = $1', [invoiceId, url]);
+}

@@ -1,0 +1,165 @@
+// The Alertmanager webhook notification (version 4): its schema, and how one alert becomes the input of the incident
+// it opens (kind, key, summary, params) and the fingerprint Alertmanager gives a label set.
+import { z } from 'zod';
+import type { IncidentInput } from '../../domain/incident';
+import type { IncidentKind, Policy } from '../../domain/policy';
+import type { AlertRoute } from '../../config/alertRouting';
+
+// ---- The notification (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config) ----
+
+const labelSet = z.record(z.string(), z.string());
+const timestamp = z.string().datetime({ offset: true, message: 'must be an RFC 3339 timestamp' });
+
+const alertSchema = z.object({
+  status: z.enum(['firing', 'resolved']),
+  labels: labelSet.refine((l) => (l.alertname ?? '').trim() !== '', 'must carry an alertname'),
+  annotations: labelSet.default({}),
+  startsAt: timestamp,
+  endsAt: timestamp,
+  generatorURL: z.string().optional(),
+  // Alertmanager's are 16 hex digits; the workflow id takes it as it is, so nothing that would need escaping.
+  fingerprint: z
+    .string()
+    .regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1 to 128 letters, digits, ".", "_", ":" or "-"'),
+});
+
+export const alertmanagerPayloadSchema = z.object({
+  version: z.literal('4', { errorMap: () => ({ message: 'must be "4" (Alertmanager webhook version 4)' }) }),
+  groupKey: z.string(),
+  truncatedAlerts: z.number().int().nonnegative().optional(),
+  status: z.enum(['firing', 'resolved']),
+  receiver: z.string(),
+  groupLabels: labelSet.optional(),
+  commonLabels: labelSet.optional(),
+  commonAnnotations: labelSet.optional(),
+  externalURL: z.string().optional(),
+  alerts: z.array(alertSchema),
+});
+
+export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>;
+export type AlertmanagerAlert = AlertmanagerPayload['alerts'][number];
+
+const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
+
+/** The same shape for /docs/json; the zod schema above is what validates. */
+export const payloadJsonSchema = {
+  type: 'object',
+  required: ['version', 'groupKey', 'status', 'receiver', 'alerts'],
+  properties: {
+    version: { type: 'string', enum: ['4'] },
+    groupKey: { type: 'string' },
+    truncatedAlerts: { type: 'integer', minimum: 0 },
+    status: { type: 'string', enum: ['firing', 'resolved'] },
+    receiver: { type: 'string' },
+    groupLabels: stringMap,
+    commonLabels: stringMap,
+    commonAnnotations: stringMap,
+    externalURL: { type: 'string' },
+    alerts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['status', 'labels', 'startsAt', 'endsAt', 'fingerprint'],
+        properties: {
+          status: { type: 'string', enum: ['firing', 'resolved'] },
+          labels: { ...stringMap, required: ['alertname'] },
+          annotations: stringMap,
+          startsAt: { type: 'string', format: 'date-time' },
+          endsAt: { type: 'string', format: 'date-time' },
+          generatorURL: { type: 'string' },
+          fingerprint: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' },
+        },
+      },
+    },
+  },
+} as const;
+
+/** Why a body is not a notification, in one line: the first five issues. */
+export function describePayloadIssues(error: z.ZodError): string {
+  const shown = error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`);
+  const more = error.issues.length > shown.length ? `; and ${error.issues.length - shown.length} more` : '';
+  return `not an Alertmanager webhook notification (version 4): ${shown.join('; ')}${more}`;
+}
+
+// ---- What an alert becomes ----
+
+const PROCESSORS = ['stripe', 'paystack'] as const;
+
+const USAGE_KINDS: readonly IncidentKind[] = ['usage_metering_failure', 'usage_data_corruption'];
+
+/**
+ * The workflow params an alert supplies, over the route's fixed ones: the processor (or webhook provider) and tenant
+ * from the labels the shipped rules carry; for a usage incident, the window in doubt (from the alert's start to now)
+ * and its meter.
+ */
+function paramsFor(alert: AlertmanagerAlert, route: AlertRoute, now: number): Record<string, unknown> {
+  const { labels } = alert;
+  const processor = PROCESSORS.find((p) => p === (labels.processor ?? labels.provider));
+  const tenantId = labels.tenant_id ?? labels.tenant;
+  const usage = USAGE_KINDS.includes(route.kind);
+  return {
+    ...route.params,
+    ...(processor ? { processor } : {}),
+    ...(labels.provider ? { provider: labels.provider } : {}),
+    ...(tenantId ? { tenantId } : {}),
+    ...(usage && route.params?.from === undefined
+      ? { from: alert.startsAt, to: new Date(now).toISOString() }
+      : {}),
+    ...(usage && labels.meter ? { meters: [labels.meter] } : {}),
+  };
+}
+
+/** Why the kind's workflow would refuse these params at once, or null: better said in the answer than as a failed run. */
+export function paramsProblem(kind: IncidentKind, params: Record<string, unknown>): string | null {
+  if (kind === 'payment_processor_outage' && params.processor === undefined) {
+    return (
+      'a payment processor outage needs its processor: the alert has no processor label (stripe or paystack) and ' +
+      'its route no params.processor (BILLOPS_ALERT_ROUTES)'
+    );
+  }
+  return null;
+}
+
+export function incidentInputForAlert(
+  alert: AlertmanagerAlert,
+  route: AlertRoute,
+  policy: Policy,
+  now = Date.now(),
+): IncidentInput<Record<string, unknown>> {
+  const alertname = alert.labels.alertname!;
+  const params = paramsFor(alert, route, now);
+  const tenantId = typeof params.tenantId === 'string' ? params.tenantId : undefined;
+  const where = alert.labels.processor ?? alert.labels.provider;
+  const summary = alert.annotations.summary?.trim() || alertname;
+  return {
+    kind: route.kind,
+    key: alert.fingerprint,
+    summary: where && !summary.includes(where) ? `${summary} (${where})` : summary,
+    source: 'alertmanager',
+    openedBy: 'alertmanager',
+    ...(route.severity ? { severity: route.severity } : {}),
+    ...(tenantId ? { tenantIds: [tenantId] } : {}),
+    alert: { name: alertname, fingerprint: alert.fingerprint, labels: alert.labels },
+    params,
+    policy,
+  };
+}
+
+/**
+ * Alertmanager's fingerprint of a label set (prometheus/common `LabelSet.Fingerprint`): FNV-1a 64 over the sorted
+ * label names and values, each followed by a 0xff byte, as 16 hex digits.
+ */
+export function alertFingerprint(labels: Record<string, string>): string {
+  const mask = 0xffffffffffffffffn;
+  let hash = 0xcbf29ce484222325n;
+  const add = (bytes: Iterable<number>) => {
+    for (const byte of bytes) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & mask;
+  };
+  for (const name of Object.keys(labels).sort()) {
+    add(Buffer.from(name, 'utf8'));
+    add([0xff]);
+    add(Buffer.from(labels[name] ?? '', 'utf8'));
+    add([0xff]);
+  }
+  return hash.toString(16).padStart(16, '0');
+}
