@@ -1,4 +1,5 @@
 // Usage pricing with exact decimal arithmetic: rates in force by date, per-unit and graduated prices, one rounding per line.
+import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { BillingTier } from './policy';
 
@@ -295,4 +296,55 @@ export function priceUsage(quantity: string, rate: Pick<Rate, 'pricing'>): Price
 export function describeLine(meter: string, priced: PricedUsage): string {
   const bands = priced.lines.map((b) => `${b.quantity} × ${b.unitPriceMinor}`).join(' + ') || '0';
   return `${meter}: ${bands} = ${priced.exactAmountMinor} → ${priced.amountMinor} minor units (rounded half up)`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Invoice lines: a meter's usage priced into a line, and the totals that leave billops as JSON numbers.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** An invoice line before it is written: the amount stays a bigint until the total is checked. */
+export interface LineDraft {
+  meter: string;
+  quantity: string;
+  rateId: number;
+  amountMinor: bigint;
+  description: string;
+}
+
+export function sumOf(lines: readonly LineDraft[]): bigint {
+  return lines.reduce((sum, l) => sum + l.amountMinor, 0n);
+}
+
+/** The meter's invoice line priced with the rate in force at `at`, or undefined when no rate is. */
+export function priceMeter(
+  rates: readonly Rate[],
+  subject: RateSubject,
+  at: Date,
+  meter: string,
+  quantity: string,
+): LineDraft | undefined {
+  const rate = effectiveRate(rates, meter, at, subject);
+  if (!rate) return undefined;
+  const priced = priceUsage(quantity, rate);
+  return {
+    meter,
+    quantity: formatDecimal(parseDecimal(quantity)),
+    rateId: rate.id,
+    amountMinor: priced.amountMinor,
+    description: describeLine(meter, priced),
+  };
+}
+
+/**
+ * Amounts leave as numbers (activity results are JSON); one a double cannot hold exactly is refused, as a
+ * non-retryable failure because no retry makes it fit.
+ */
+export function toMinorNumber(amount: bigint, what: string): number {
+  if (amount > BigInt(Number.MAX_SAFE_INTEGER) || amount < BigInt(Number.MIN_SAFE_INTEGER)) {
+    throw ApplicationFailure.nonRetryable(
+      `${what} of ${amount} minor units is beyond what billops stores exactly`,
+      'AmountOutOfRange',
+    );
+  }
+  return Number(amount);
 }
