@@ -3,11 +3,11 @@
 import { ApplicationFailure } from '@temporalio/common';
 import Stripe from 'stripe';
 import { z } from 'zod';
-import { claimEvent, failEvent, finishEvent } from '../db/webhookEvents';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../domain/paymentEvents';
 import { interpretStripeError, stripeFailure, type StripeGateway } from '../drivers/stripe';
 import type { PaystackGateway } from '../drivers/paystack';
-import { actOn, type ActionContext } from './act';
+import type { ActionContext } from './act';
+import { processEvent } from './process';
 import { readPaystackEvent } from './read/paystack';
 import { readStripeEvent } from './read/stripe';
 import type { ReplayOutcome } from './replay';
@@ -45,8 +45,6 @@ export interface ReconcileResult {
   /** Paystack: our pending transactions the provider still reports as not successful. */
   notSuccessful: { reference: string; status: string }[];
 }
-
-const LEASE_SECONDS = 60;
 
 /** The Stripe events billops acts on or keeps for an incident (at most 20, Stripe's limit for `types`). */
 export const STRIPE_EVENT_TYPES = [
@@ -89,28 +87,27 @@ async function applyOnce(
   rawBody: Buffer,
 ): Promise<HandledEvent> {
   const base = { provider: event.provider, eventKey: event.key, eventType: event.type };
-  const claim = await claimEvent(ctx.pool, event, rawBody, LEASE_SECONDS);
-  if (claim.kind === 'duplicate') return { ...base, outcome: 'duplicate', reason: claim.status };
-  if (claim.kind === 'in_progress') {
-    return { ...base, outcome: 'skipped', reason: 'a delivery is acting on it right now' };
-  }
-  try {
-    const done = await actOn(ctx, event, claim.tenant);
-    await finishEvent(ctx.pool, claim.rowId, done);
-    const payment = done.status === 'processed' ? paymentIn(event.provider, event.type, body) : undefined;
-    return {
-      ...base,
-      outcome: done.status,
-      tenantId: done.tenantId,
-      workflowId: done.workflowId,
-      reason: done.note,
-      attempts: claim.attempt,
-      ...(payment ? { payment } : {}),
-    };
-  } catch (err) {
-    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    await failEvent(ctx.pool, claim.rowId, reason);
-    return { ...base, outcome: 'failed', reason, attempts: claim.attempt };
+  const processed = await processEvent(ctx, event, rawBody);
+  switch (processed.kind) {
+    case 'duplicate':
+      return { ...base, outcome: 'duplicate', reason: processed.status };
+    case 'in_progress':
+      return { ...base, outcome: 'skipped', reason: 'a delivery is acting on it right now' };
+    case 'failed':
+      return { ...base, outcome: 'failed', reason: processed.reason, attempts: processed.attempt };
+    case 'done': {
+      const { done } = processed;
+      const payment = done.status === 'processed' ? paymentIn(event.provider, event.type, body) : undefined;
+      return {
+        ...base,
+        outcome: done.status,
+        tenantId: done.tenantId,
+        workflowId: done.workflowId,
+        reason: done.note,
+        attempts: processed.attempt,
+        ...(payment ? { payment } : {}),
+      };
+    }
   }
 }
 
@@ -142,8 +139,7 @@ async function applyParsed(
   } catch (err) {
     if (!(err instanceof MalformedEventError)) throw err;
     const unreadable: VerifiedEvent = { ...identity, intent: { kind: 'ignore', reason: err.message } };
-    const claim = await claimEvent(ctx.pool, unreadable, rawBody, LEASE_SECONDS);
-    if (claim.kind === 'claimed') await failEvent(ctx.pool, claim.rowId, `${err.name}: ${err.message}`);
+    await processEvent(ctx, unreadable, rawBody, { unreadable: err.message });
     return {
       provider: identity.provider,
       eventKey: identity.key,

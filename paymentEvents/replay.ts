@@ -1,7 +1,8 @@
 // `billops webhooks retry`: stored payment events whose processing failed, acted on again through the ingress's own claim → act → finish path.
 import type { Pool } from 'pg';
-import { actOn, type ActionContext } from './act';
-import { claimEvent, failEvent, finishEvent, type FinalStatus } from '../db/webhookEvents';
+import type { ActionContext } from './act';
+import type { Claim, FinalStatus } from '../db/webhookEvents';
+import { LEASE_SECONDS, processEvent, TEMPORAL_TIMEOUT_MS } from './process';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../domain/paymentEvents';
 import { readPaystackEvent } from './read/paystack';
 import { readStripeEvent } from './read/stripe';
@@ -68,9 +69,6 @@ interface PendingRow {
   expired: boolean;
 }
 
-const DEFAULT_TEMPORAL_TIMEOUT_MS = 10_000;
-const DEFAULT_LEASE_SECONDS = 60;
-
 /**
  * Acts again on every verified payment event received within the last `hours` whose processing failed, was never
  * done, or was abandoned by a crashed delivery, oldest first (a provider's events for one tenant keep their order).
@@ -83,13 +81,13 @@ export async function retryFailedWebhooks(
   if (!Number.isSafeInteger(request.hours) || request.hours <= 0) {
     throw new RangeError(`hours must be a positive whole number, got ${request.hours}`);
   }
-  const leaseSeconds = deps.leaseSeconds ?? DEFAULT_LEASE_SECONDS;
+  const leaseSeconds = deps.leaseSeconds ?? LEASE_SECONDS;
   const retryWindowDays = deps.policy.webhookRetry.maxDays;
   const clock = await databaseClock(deps.pool, request.hours, retryWindowDays);
   const rows = await pendingEvents(deps.pool, clock, leaseSeconds);
   const context: ActionContext = {
     ...deps,
-    temporalTimeoutMs: deps.temporalTimeoutMs ?? DEFAULT_TEMPORAL_TIMEOUT_MS,
+    temporalTimeoutMs: deps.temporalTimeoutMs ?? TEMPORAL_TIMEOUT_MS,
   };
 
   const events: ReplayedEvent[] = [];
@@ -134,7 +132,7 @@ export function isOk(outcome: ReplayOutcome): boolean {
   return outcome === 'processed' || outcome === 'ignored' || outcome === 'stored_for_incident';
 }
 
-/** The same claim a delivery takes, then actOn, then finish or fail: what receiveDelivery does after verification. */
+/** The same claim → act → finish|fail a delivery takes (process.ts), on the stored payload. */
 async function replayOne(
   ctx: ActionContext,
   row: PendingRow,
@@ -148,28 +146,29 @@ async function replayOne(
     if (!(err instanceof MalformedEventError)) throw err;
     unreadable = `${err.name}: ${err.message}`;
   }
-  const claim = await claimEvent(ctx.pool, event ?? claimOnly(row), storedBody(row), leaseSeconds);
-  if (claim.kind !== 'claimed') return skipped(claim);
-  try {
-    // A payload the parser now refuses cannot be fixed by retrying: the row says why, and stays for a person.
-    if (!event) throw new MalformedEventError(unreadable ?? 'the stored payload could not be read');
-    const done = await actOn(ctx, event, claim.tenant);
-    await finishEvent(ctx.pool, claim.rowId, done);
-    return {
-      outcome: done.status,
-      tenantId: done.tenantId,
-      workflowId: done.workflowId,
-      reason: done.note,
-      attempts: claim.attempt,
-    };
-  } catch (err) {
-    const reason = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    await failEvent(ctx.pool, claim.rowId, reason);
-    return { outcome: 'failed', reason, attempts: claim.attempt };
+  const processed = await processEvent(ctx, event ?? claimOnly(row), storedBody(row), {
+    leaseSeconds,
+    unreadable: event ? undefined : (unreadable ?? 'the stored payload could not be read'),
+  });
+  switch (processed.kind) {
+    case 'done': {
+      const { done } = processed;
+      return {
+        outcome: done.status,
+        tenantId: done.tenantId,
+        workflowId: done.workflowId,
+        reason: done.note,
+        attempts: processed.attempt,
+      };
+    }
+    case 'failed':
+      return { outcome: 'failed', reason: processed.reason, attempts: processed.attempt };
+    default:
+      return skipped(processed);
   }
 }
 
-function skipped(claim: Exclude<Awaited<ReturnType<typeof claimEvent>>, { kind: 'claimed' }>) {
+function skipped(claim: Exclude<Claim, { kind: 'claimed' }>) {
   return {
     outcome: 'skipped' as const,
     reason:

@@ -26,6 +26,7 @@ export {
   type HandledEvent,
   type ReconcileResult,
 } from '../../paymentEvents/reconcile';
+import { TEMPORAL_TIMEOUT_MS } from '../../paymentEvents/process';
 
 export interface WebhookRecoveryDependencies extends PaymentGateways {
   pool: Pool;
@@ -61,7 +62,6 @@ export interface ReplayRound {
 
 /** Results carry at most this many events: the counts stay exact, the history stays small. */
 const LISTED = 50;
-const TEMPORAL_TIMEOUT_MS = 10_000;
 
 export function createWebhookRecoveryActivities(deps: WebhookRecoveryDependencies) {
   const { pool } = deps;

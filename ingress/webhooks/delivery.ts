@@ -1,8 +1,9 @@
 // One webhook delivery from raw body to answer: verify, read, store before acting, act, and record how it ended.
 import type { FastifyBaseLogger } from 'fastify';
 import type { BillingTier } from '../../domain/policy';
-import { actOn, type ActionContext } from '../../paymentEvents/act';
-import { claimEvent, failEvent, recordRejected, type FinishBatcher } from '../../db/webhookEvents';
+import type { ActionContext } from '../../paymentEvents/act';
+import { processEvent, type Processed } from '../../paymentEvents/process';
+import { recordRejected, type FinishBatcher } from '../../db/webhookEvents';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../../domain/paymentEvents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
 import type { PendingWrites } from './pendingWrites';
@@ -68,57 +69,62 @@ async function answerDelivery(
   }
 
   // Stored before acting: from here on a replayed delivery finds the row, and only a failed one is acted on again.
-  let claim: Awaited<ReturnType<typeof claimEvent>>;
+  let processed: Processed;
   try {
-    claim = await claimEvent(ctx.pool, event, rawBody, ctx.leaseSeconds, { dunnedTiers: ctx.dunnedTiers });
+    processed = await processEvent(ctx, event, rawBody, {
+      leaseSeconds: ctx.leaseSeconds,
+      claim: { dunnedTiers: ctx.dunnedTiers },
+      finish: async (rowId, done) => {
+        // The event is in Temporal now, so the answer does not wait for the row to say so. Should this write be lost,
+        // the row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow
+        // ids, an invoice a lifecycle already holds is not added twice).
+        ctx.writes.add(
+          ctx.finisher
+            .finish({ rowId, status: done.status, note: done.note })
+            .catch((err: Error) =>
+              ctx.log.error(
+                { err, provider, event: event.key },
+                'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
+              ),
+            ),
+        );
+      },
+      onFailWriteError: (err) =>
+        ctx.log.error({ err, provider, event: event.key }, 'could not mark a webhook event failed'),
+    });
   } catch (err) {
     ctx.log.error({ err, provider, event: event.key }, 'could not store a webhook event');
     return { outcome: 'failed', ...problem(500, `event ${event.key} could not be stored; send it again`) };
   }
-  if (claim.kind === 'duplicate') {
-    return { outcome: 'duplicate', statusCode: 200, body: { received: true, duplicate: true } };
-  }
-  if (claim.kind === 'in_progress') {
-    return {
-      outcome: 'in_progress',
-      ...problem(409, `event ${event.key} is being processed by another delivery; send it again later`),
-    };
-  }
-
-  try {
-    const done = await actOn(ctx, event, claim.tenant, claim.invoice);
-    // The event is in Temporal now, so the answer does not wait for the row to say so. Should this write be lost, the
-    // row stays 'processing' and a retry takes it once the lease ends; acting again is harmless (same workflow ids,
-    // an invoice a lifecycle already holds is not added twice).
-    ctx.writes.add(
-      ctx.finisher
-        .finish({ rowId: claim.rowId, status: done.status, note: done.note })
-        .catch((err: Error) =>
-          ctx.log.error(
-            { err, provider, event: event.key },
-            'webhook event handed to Temporal but not marked done; `billops webhooks retry` takes it after the lease',
-          ),
+  switch (processed.kind) {
+    case 'duplicate':
+      return { outcome: 'duplicate', statusCode: 200, body: { received: true, duplicate: true } };
+    case 'in_progress':
+      return {
+        outcome: 'in_progress',
+        ...problem(409, `event ${event.key} is being processed by another delivery; send it again later`),
+      };
+    case 'failed':
+      ctx.log.error(
+        { err: processed.error, provider, event: event.key },
+        'webhook event stored but not processed',
+      );
+      // The details stay in webhook_events.error and the log; the provider only needs to know to retry.
+      return {
+        outcome: 'failed',
+        ...problem(
+          500,
+          `event ${event.key} is stored but could not be processed; a retried delivery will process it`,
         ),
-    );
-    if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
-    const body: Record<string, unknown> = { received: true, status: done.status };
-    if (done.workflowId) body.workflowId = done.workflowId;
-    if (done.note) body.reason = done.note;
-    return { outcome: done.status, statusCode: 200, body };
-  } catch (err) {
-    const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-    ctx.log.error({ err, provider, event: event.key }, 'webhook event stored but not processed');
-    await failEvent(ctx.pool, claim.rowId, message).catch((failErr: Error) =>
-      ctx.log.error({ err: failErr, provider, event: event.key }, 'could not mark a webhook event failed'),
-    );
-    // The details stay in webhook_events.error and the log; the provider only needs to know to retry.
-    return {
-      outcome: 'failed',
-      ...problem(
-        500,
-        `event ${event.key} is stored but could not be processed; a retried delivery will process it`,
-      ),
-    };
+      };
+    case 'done': {
+      const { done } = processed;
+      if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
+      const body: Record<string, unknown> = { received: true, status: done.status };
+      if (done.workflowId) body.workflowId = done.workflowId;
+      if (done.note) body.reason = done.note;
+      return { outcome: done.status, statusCode: 200, body };
+    }
   }
 }
 

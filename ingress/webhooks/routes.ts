@@ -14,6 +14,7 @@ import { PendingWrites } from './pendingWrites';
 import { readPaystackEvent } from '../../paymentEvents/read/paystack';
 import { verifyPaystack, verifyStripe } from './signatures';
 import { readStripeEvent } from '../../paymentEvents/read/stripe';
+import { LEASE_SECONDS, TEMPORAL_TIMEOUT_MS } from '../../paymentEvents/process';
 
 export type { WebhookMetrics } from './metrics';
 export { PendingWrites } from './pendingWrites';
@@ -136,8 +137,8 @@ function contextFor(
     taskQueue: deps.taskQueue,
     policy: deps.policy,
     billingPortalUrl: deps.billingPortalUrl,
-    temporalTimeoutMs: deps.temporalTimeoutMs ?? 10_000,
-    leaseSeconds: deps.claimLeaseSeconds ?? 60,
+    temporalTimeoutMs: deps.temporalTimeoutMs ?? TEMPORAL_TIMEOUT_MS,
+    leaseSeconds: deps.claimLeaseSeconds ?? LEASE_SECONDS,
     metrics: deps.metrics ?? {},
     ...after,
     log: request.log,
