@@ -2,9 +2,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import Stripe from 'stripe';
 import { z } from 'zod';
-import { createPaystackGateway, type PaystackGatewayOptions } from '../drivers/paystack';
-import { interpretStripeError, stripeFailure, stripeHostOptions } from '../drivers/stripe';
-import type { ProcessorSettings } from '../drivers/gateways';
+import type { PaymentGateways } from '../drivers/gateways';
+import type { PaystackGateway } from '../drivers/paystack';
+import { interpretStripeError, stripeFailure, type StripeGateway } from '../drivers/stripe';
 import { invoiceIdIn } from './read/fields';
 import { paystackMetadata } from './read/paystack';
 
@@ -70,29 +70,19 @@ const stripeChargeSchema = z.object({
 });
 type StripeCharge = z.infer<typeof stripeChargeSchema>;
 
-export interface StripeLedgerOptions {
-  secretKey: string;
-  /** STRIPE_API_BASE, e.g. http://127.0.0.1:12111 for stripe-mock; unset means api.stripe.com. */
-  apiBase?: string;
-  timeoutMs?: number;
-}
+/** Reads only: repeating one is harmless, so the SDK may retry a dropped connection itself (payments may not). */
+const READ_OPTIONS = { maxNetworkRetries: 2 } as const;
 
-export function createStripeLedger(options: StripeLedgerOptions): ProviderLedger {
-  const stripe = new Stripe(options.secretKey, {
-    ...(options.apiBase ? stripeHostOptions(options.apiBase) : {}),
-    // Reads only: repeating one is harmless, so the SDK may retry a dropped connection itself.
-    maxNetworkRetries: 2,
-    timeout: options.timeoutMs ?? 30_000,
-    appInfo: { name: 'billops' },
-  });
-
+/** Stripe's charges through the one configured Stripe client (drivers/stripe.ts). */
+export function stripeLedger(gateway: StripeGateway): ProviderLedger {
+  const stripe = gateway.sdk;
   return {
     processor: 'stripe',
     async listTransactions(from, to) {
       const found: ProviderTransaction[] = [];
       const created = { gte: epochSeconds(from), lt: epochSeconds(to) };
       try {
-        for await (const charge of stripe.charges.list({ created, limit: 100 })) {
+        for await (const charge of stripe.charges.list({ created, limit: 100 }, READ_OPTIONS)) {
           found.push(fromStripeCharge(readStripeCharge(charge)));
         }
       } catch (error) {
@@ -104,10 +94,13 @@ export function createStripeLedger(options: StripeLedgerOptions): ProviderLedger
     async linkedInvoice(transaction) {
       if (!transaction.paymentIntentId) return undefined;
       try {
-        const payments = await stripe.invoicePayments.list({
-          payment: { type: 'payment_intent', payment_intent: transaction.paymentIntentId },
-          limit: 1,
-        });
+        const payments = await stripe.invoicePayments.list(
+          {
+            payment: { type: 'payment_intent', payment_intent: transaction.paymentIntentId },
+            limit: 1,
+          },
+          READ_OPTIONS,
+        );
         const invoice = payments.data[0]?.invoice;
         return typeof invoice === 'string' ? invoice : (invoice?.id ?? undefined);
       } catch (error) {
@@ -189,18 +182,14 @@ const paystackPageSchema = z.object({
     .nullish(),
 });
 
-export interface PaystackLedgerOptions extends PaystackGatewayOptions {
-  /** perPage; Paystack's default is 50. */
-  pageSize?: number;
-}
-
 /** Far beyond any day's volume at 100 per page: a provider that keeps answering full pages is stopped, not followed. */
 const MAX_PAGES = 10_000;
 
-export function createPaystackLedger(options: PaystackLedgerOptions): ProviderLedger {
-  const pageSize = options.pageSize ?? 100;
-  // Verifying a reference is the payment activities' own call: the same request, answers and failures.
-  const gateway = createPaystackGateway(options);
+/**
+ * Paystack's transactions through the one configured Paystack client (drivers/paystack.ts): its verify, and its
+ * request for the listing. `pageSize` is perPage (Paystack's default is 50).
+ */
+export function paystackLedger(gateway: PaystackGateway, pageSize = 100): ProviderLedger {
   // The gateway's own call: the same key handling, retryable and non-retryable failures as every Paystack request.
   async function page(from: Date, to: Date, number: number): Promise<z.infer<typeof paystackPageSchema>> {
     const what = `Paystack GET /transaction (page ${number})`;
@@ -305,22 +294,11 @@ function paystackMoneyState(status: string): MoneyState {
 
 const epochSeconds = (at: Date) => Math.floor(at.getTime() / 1000);
 
-/** A ledger for each processor whose secret key is set, as createGatewaysFromConfig builds the payment gateways. */
-export function providerLedgersFromConfig(config: ProcessorSettings): ProviderLedgers {
+/** A ledger for each processor a gateway is configured for (drivers/gateways.ts createGatewaysFromConfig). */
+export function ledgersOf(gateways: PaymentGateways): ProviderLedgers {
   const ledgers: ProviderLedgers = {};
-  if (config.stripe.secretKey) {
-    ledgers.stripe = createStripeLedger({
-      secretKey: config.stripe.secretKey,
-      apiBase: config.stripe.apiBase,
-    });
-  }
-  if (config.paystack.secretKey) {
-    ledgers.paystack = createPaystackLedger({
-      secretKey: config.paystack.secretKey,
-      baseUrl: config.paystack.baseUrl,
-      timeoutSeconds: config.paystack.timeoutSeconds,
-    });
-  }
+  if (gateways.stripe) ledgers.stripe = stripeLedger(gateways.stripe);
+  if (gateways.paystack) ledgers.paystack = paystackLedger(gateways.paystack);
   return ledgers;
 }
 

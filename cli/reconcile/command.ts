@@ -1,11 +1,7 @@
 // `billops reconcile --date YYYY-MM-DD`: the runbook's billing reconciliation report, over cli/reconcile/report.ts.
 import { parseArgs } from 'node:util';
 import { formatMinorUnits } from '../../domain/money';
-import {
-  LEDGER_SECRET_VARIABLE,
-  providerLedgersFromConfig,
-  RECONCILE_PROCESSORS,
-} from '../../paymentEvents/ledgers';
+import { LEDGER_SECRET_VARIABLE, ledgersOf, RECONCILE_PROCESSORS } from '../../paymentEvents/ledgers';
 import {
   hasDiscrepancies,
   reconcileDay,
@@ -16,6 +12,7 @@ import {
   type ReconcileRow,
 } from './report';
 import { cliConfig, columns, oneOf, printJson, required, UsageError, withDatabase } from '../common';
+import { createGatewaysFromConfig } from '../../drivers/gateways';
 
 /** Exit 0 when every transaction matches, 1 when any row is missing on a side or disagrees. */
 export async function reconcile(args: string[]): Promise<number> {
@@ -33,7 +30,7 @@ export async function reconcile(args: string[]): Promise<number> {
     throw err;
   }
 
-  const ledgers = providerLedgersFromConfig(cliConfig());
+  const ledgers = ledgersOf(createGatewaysFromConfig(cliConfig()));
   const processors = processor ? [processor] : RECONCILE_PROCESSORS.filter((p) => ledgers[p] !== undefined);
   const missing = processors.length === 0 ? [...RECONCILE_PROCESSORS] : processors.filter((p) => !ledgers[p]);
   if (missing.length > 0) {

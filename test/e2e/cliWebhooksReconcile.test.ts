@@ -8,7 +8,8 @@ import Stripe from 'stripe';
 import { stripeHostOptions } from '../../drivers/stripe';
 import { dunningWorkflowId } from '../../temporal/dunning';
 import type { ReplayReport } from '../../paymentEvents/replay';
-import { createPaystackLedger } from '../../paymentEvents/ledgers';
+import { createPaystackGateway } from '../../drivers/paystack';
+import { paystackLedger } from '../../paymentEvents/ledgers';
 import { reconcileDay, type ReconcileReport, type ReconcileRow } from '../../cli/reconcile/report';
 import { createPool } from '../../db/pool';
 import { operatorEnv, runBillops } from '../support/billopsCli';
@@ -566,12 +567,12 @@ describe('billops webhooks retry and billops reconcile', () => {
 
   it('follows Paystack’s pages (the same module an activity would call)', async () => {
     const before = paystack.requests().length;
-    const ledger = createPaystackLedger({
+    const gateway = createPaystackGateway({
       secretKey: paystack.secretKey,
       baseUrl: paystack.url,
       timeoutSeconds: 10,
-      pageSize: 2,
     });
+    const ledger = paystackLedger(gateway, 2);
 
     const report = await reconcileDay({ pool, ledgers: { paystack: ledger } }, { date: day });
 
