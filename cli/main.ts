@@ -16,9 +16,14 @@ const dunning = () => import('./dunning');
 const status = () => import('./status');
 const steering = () => import('./steering');
 const usageCli = () => import('./usage');
+const usageChecks = () => import('./usageChecks');
+const invoices = () => import('./invoices');
+const overage = () => import('./overage');
 const webhooks = () => import('./webhooks');
 const reconcileCli = () => import('./reconcile/command');
-const incidents = () => import('./incidents');
+const incidentList = () => import('./incidents/list');
+const incidentStart = () => import('./incidents/start');
+const incidentSteering = () => import('./incidents/steer');
 
 const commands: Command[] = [
   {
@@ -75,7 +80,7 @@ const commands: Command[] = [
       'incidents [--kind K] [--tenant ID] [--severity P1] [--phase open|acknowledged|resolved|closed] [--all] [--json]',
     ],
     summary: 'incidents by search attribute (running unless --phase closed or --all), with their phase',
-    run: async (args) => (await incidents()).incidentsList(args),
+    run: async (args) => (await incidentList()).incidentsList(args),
   },
   {
     name: 'incident start',
@@ -84,31 +89,31 @@ const commands: Command[] = [
       '               [--operator NAME] [--json]',
     ],
     summary: 'open incident-<kind>-<key> by hand, or reach the open one (its timeline records it)',
-    run: async (args) => (await incidents()).incidentStart(args),
+    run: async (args) => (await incidentStart()).incidentStart(args),
   },
   {
     name: 'ack',
     synopsis: ['ack <workflowId> [--operator NAME] [--json]'],
     summary: 'acknowledge an incident: escalation stops; exit 1 with the reason when refused',
-    run: async (args) => (await incidents()).ack(args),
+    run: async (args) => (await incidentSteering()).ack(args),
   },
   {
     name: 'resolve',
     synopsis: ['resolve <workflowId> --summary TEXT [--operator NAME] [--json]'],
     summary: 'resolve an incident; it closes with its DECISIONS.log line and report',
-    run: async (args) => (await incidents()).resolve(args),
+    run: async (args) => (await incidentSteering()).resolve(args),
   },
   {
     name: 'approve',
     synopsis: ['approve <workflowId> --step NAME [--decline] [--reason TEXT] [--operator NAME] [--json]'],
     summary: 'answer the runbook step an incident is waiting on (status shows it)',
-    run: async (args) => (await incidents()).approve(args),
+    run: async (args) => (await incidentSteering()).approve(args),
   },
   {
     name: 'rca',
     synopsis: ['rca <workflowId> --summary TEXT [--operator NAME] [--json]'],
     summary: 'record the root cause (after the workflow ended: the incidents row, DATABASE_URL)',
-    run: async (args) => (await incidents()).rca(args),
+    run: async (args) => (await incidentSteering()).rca(args),
   },
   {
     name: 'tenants list',
@@ -142,19 +147,19 @@ const commands: Command[] = [
     name: 'usage runs',
     synopsis: ['usage runs [--last N] [--json]'],
     summary: 'verify aggregation job status: the latest rollup runs (DATABASE_URL)',
-    run: async (args) => (await usageCli()).usageRuns(args),
+    run: async (args) => (await usageChecks()).usageRuns(args),
   },
   {
     name: 'usage lag',
     synopsis: ['usage lag [--json]'],
     summary: 'ingestion lag: the newest usage event per meter (DATABASE_URL)',
-    run: async (args) => (await usageCli()).usageLag(args),
+    run: async (args) => (await usageChecks()).usageLag(args),
   },
   {
     name: 'usage spot-check',
     synopsis: ['usage spot-check --from ISO --to ISO (--tenant ID... | --sample N) [--json]'],
     summary: 'rollups against raw events, hour by hour; exit 1 when any mismatch is found (DATABASE_URL)',
-    run: async (args) => (await usageCli()).usageSpotCheck(args),
+    run: async (args) => (await usageChecks()).usageSpotCheck(args),
   },
   {
     name: 'usage load',
@@ -166,7 +171,7 @@ const commands: Command[] = [
     name: 'invoices recalculate',
     synopsis: ['invoices recalculate --from ISO --to ISO [--tenant ID]... [--json]'],
     summary: "recompute the period's usage invoices: old total, new total, difference, action (DATABASE_URL)",
-    run: async (args) => (await usageCli()).invoicesRecalculate(args),
+    run: async (args) => (await invoices()).invoicesRecalculate(args),
   },
   {
     name: 'invoices hold',
@@ -176,7 +181,7 @@ const commands: Command[] = [
     ],
     summary:
       'stop invoice generation (tenant, meter or all), or delivery of undelivered invoices (DATABASE_URL)',
-    run: async (args) => (await usageCli()).invoicesHold(args),
+    run: async (args) => (await invoices()).invoicesHold(args),
   },
   {
     name: 'invoices release',
@@ -185,7 +190,7 @@ const commands: Command[] = [
       'invoices release delivery [--tenant ID] [--invoice ID]... --reason TEXT [--operator NAME] [--json]',
     ],
     summary: 'lift the generation holds of exactly that scope, or the delivery holds (DATABASE_URL)',
-    run: async (args) => (await usageCli()).invoicesRelease(args),
+    run: async (args) => (await invoices()).invoicesRelease(args),
   },
   {
     name: 'overage decide',
@@ -193,7 +198,7 @@ const commands: Command[] = [
       'overage decide <workflowId> --decision no_action|throttled|blocked --reason TEXT [--operator NAME] [--json]',
     ],
     summary: "the Enterprise manual review's decision; refused unless the review is open and undecided",
-    run: async (args) => (await usageCli()).overageDecide(args),
+    run: async (args) => (await overage()).overageDecide(args),
   },
   {
     name: 'webhooks retry',

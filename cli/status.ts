@@ -1,10 +1,10 @@
 // `billops status <workflowId>`: a lifecycle's phase, deadlines, next action and timeline, for a person or (--json) a script.
 import { parseArgs } from 'node:util';
 import type { DunningStatus, TimelineEntry } from '../domain/dunning';
-import { formatDuration } from '../domain/dunning';
 import { formatMinorUnits } from '../domain/money';
 import { dunningStatusQuery } from '../workflows/definitions';
 import { answeredByWorker, describeWorkflow, onePositional, printJson, withTemporal } from './common';
+import { shortTime, when } from './format';
 
 export async function status(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -17,7 +17,7 @@ export async function status(args: string[]): Promise<number> {
   return withTemporal(async (client) => {
     const { handle, description } = await describeWorkflow(client, workflowId);
     const execution = description.status.name.toLowerCase();
-    const incidents = await import('./incidents');
+    const incidents = await import('./incidents/status');
     if (incidents.isIncidentWorkflowType(description.type)) {
       return incidents.printIncidentStatus(client, handle, description, values.json);
     }
@@ -67,18 +67,6 @@ export function statusView(workflowId: string, execution: string, s: DunningStat
     '  timeline',
     ...s.timeline.map((entry) => `    ${timelineLine(entry)}`),
   ];
-}
-
-/** "2026-01-07 12:00:00Z (in 7 days)". */
-function when(iso: string, now: number): string {
-  const ms = Date.parse(iso) - now;
-  const relative =
-    Math.abs(ms) < 60_000 ? 'now' : ms > 0 ? `in ${formatDuration(ms)}` : `${formatDuration(-ms)} ago`;
-  return `${shortTime(iso)} (${relative})`;
-}
-
-function shortTime(iso: string): string {
-  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
 }
 
 /** One line per entry: time, event, detail, then who did it and why. */

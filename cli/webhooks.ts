@@ -11,6 +11,7 @@ import {
   withDatabase,
   withTemporal,
 } from './common';
+import { shortTime } from './format';
 
 /** Exit 0 when every retried event was dealt with (expired ones are reported, not retried); 1 when any still fails. */
 export async function webhooksRetry(args: string[]): Promise<number> {
@@ -57,8 +58,4 @@ export function retryView(r: ReplayReport): string[] {
       `(older than the ${r.retryWindowDays}-day retry window, not retried)` +
       (skipped > 0 ? `, skipped: ${skipped} (taken by a live delivery)` : ''),
   ];
-}
-
-function shortTime(iso: string): string {
-  return `${iso.slice(0, 19).replace('T', ' ')}Z`;
 }

@@ -1,5 +1,7 @@
-// The usage events repository: set-based ingestion with a verdict per item, and the last event per tenant and meter.
+// The usage repository: set-based ingestion of usage events with a verdict per item, the last event per tenant and
+// meter, and the latest rollup runs.
 import type { ClientBase } from 'pg';
+import type { RollupAttemptStatus } from '../domain/rollups';
 import {
   DEFAULT_MAX_FUTURE_SKEW_MS,
   MAX_BATCH_EVENTS,
@@ -252,4 +254,52 @@ export async function ingestionLag(db: Queryable): Promise<IngestionLag> {
 
 function withoutTenant(pair: TenantMeterLag): Omit<MeterLag, 'tenants'> {
   return { meter: pair.meter, lastOccurredAt: pair.lastOccurredAt, lagSeconds: pair.lagSeconds };
+}
+
+/** A rollup_runs row, timestamps as ISO-8601 UTC: the answer to "verify aggregation job status". */
+export interface RollupRun {
+  id: number;
+  windowStart: string;
+  windowEnd: string;
+  status: RollupAttemptStatus;
+  attempt: number;
+  workflowId: string | null;
+  eventsProcessed: number | null;
+  startedAt: string;
+  finishedAt: string | null;
+  error: string | null;
+}
+
+interface RollupRunRow {
+  id: number | string;
+  window_start: Date;
+  window_end: Date;
+  status: RollupAttemptStatus;
+  attempt: number;
+  workflow_id: string | null;
+  events_processed: number | string | null;
+  started_at: Date;
+  finished_at: Date | null;
+  error: string | null;
+}
+
+/** The latest rollup runs, newest first. */
+export async function latestRollupRuns(db: Queryable, n: number): Promise<RollupRun[]> {
+  const { rows } = await db.query<RollupRunRow>(
+    `SELECT id, window_start, window_end, status, attempt, workflow_id, events_processed, started_at, finished_at, error
+     FROM rollup_runs ORDER BY started_at DESC, id DESC LIMIT $1`,
+    [n],
+  );
+  return rows.map((row) => ({
+    id: Number(row.id),
+    windowStart: row.window_start.toISOString(),
+    windowEnd: row.window_end.toISOString(),
+    status: row.status,
+    attempt: row.attempt,
+    workflowId: row.workflow_id,
+    eventsProcessed: row.events_processed === null ? null : Number(row.events_processed),
+    startedAt: row.started_at.toISOString(),
+    finishedAt: row.finished_at?.toISOString() ?? null,
+    error: row.error,
+  }));
 }

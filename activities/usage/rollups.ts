@@ -6,23 +6,9 @@ import {
   chunkWindows,
   hourWindow,
   type BackfillHeartbeat,
-  type RollupAttemptStatus,
   type TimeWindow,
 } from '../../domain/rollups';
-
-/** A rollup_runs row, timestamps as ISO-8601 UTC: the answer to "verify aggregation job status". */
-export interface RollupRun {
-  id: number;
-  windowStart: string;
-  windowEnd: string;
-  status: RollupAttemptStatus;
-  attempt: number;
-  workflowId: string | null;
-  eventsProcessed: number | null;
-  startedAt: string;
-  finishedAt: string | null;
-  error: string | null;
-}
+import { latestRollupRuns, type RollupRun } from '../../db/usage';
 
 export interface StartRollupRunRequest extends TimeWindow {
   workflowId: string;
@@ -119,40 +105,6 @@ const START_RUN = `
     RETURNING id
   )
   SELECT id FROM existing UNION ALL SELECT id FROM inserted`;
-
-interface RollupRunRow {
-  id: number | string;
-  window_start: Date;
-  window_end: Date;
-  status: RollupAttemptStatus;
-  attempt: number;
-  workflow_id: string | null;
-  events_processed: number | string | null;
-  started_at: Date;
-  finished_at: Date | null;
-  error: string | null;
-}
-
-/** The latest rollup runs, newest first. */
-export async function latestRollupRuns(pool: Pool, n: number): Promise<RollupRun[]> {
-  const { rows } = await pool.query<RollupRunRow>(
-    `SELECT id, window_start, window_end, status, attempt, workflow_id, events_processed, started_at, finished_at, error
-     FROM rollup_runs ORDER BY started_at DESC, id DESC LIMIT $1`,
-    [n],
-  );
-  return rows.map((row) => ({
-    id: Number(row.id),
-    windowStart: row.window_start.toISOString(),
-    windowEnd: row.window_end.toISOString(),
-    status: row.status,
-    attempt: row.attempt,
-    workflowId: row.workflow_id,
-    eventsProcessed: row.events_processed === null ? null : Number(row.events_processed),
-    startedAt: row.started_at.toISOString(),
-    finishedAt: row.finished_at?.toISOString() ?? null,
-    error: row.error,
-  }));
-}
 
 export function createRollupActivities(opts: RollupActivityOptions) {
   const { pool } = opts;
@@ -288,3 +240,4 @@ function heartbeatFrom(details: unknown): BackfillHeartbeat | undefined {
   if (!Number.isInteger(chunksDone) || !Number.isInteger(eventsProcessed)) return undefined;
   return details as BackfillHeartbeat;
 }
+export type RollupActivities = ReturnType<typeof createRollupActivities>;

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInvoicingActivities } from '../../activities/invoicing';
-import type { RollupRun } from '../../activities/usage/rollups';
+import type { RollupRun } from '../../db/usage';
 import type { IngestionLag, SpotCheckResult } from '../../activities/usage/integrity';
 import type { RecalculateInvoicesResult } from '../../activities/invoicing';
 import type { BackfillStatus } from '../../domain/rollups';

@@ -8,7 +8,7 @@ import { Client, Connection, ScheduleOverlapPolicy, type WorkflowHandle } from '
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import type { Pool, PoolClient } from 'pg';
-import { latestRollupRuns } from '../../../activities/usage/rollups';
+import { latestRollupRuns } from '../../../db/usage';
 import { ROLLUP_SCHEDULE_ID, ensureRollupSchedule, startBackfill } from '../../../temporal/usage';
 import { createPool } from '../../../db/pool';
 import { defaultPolicy, parsePolicy } from '../../../domain/policy';
