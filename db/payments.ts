@@ -3,9 +3,10 @@
 import type { Pool, PoolClient } from 'pg';
 import { normalizeCurrency } from '../domain/money';
 import { inTransaction } from './pool';
+import type { Processor, ProcessorOrNone } from '../domain/vocabulary';
 
-export type InvoiceProcessor = 'stripe' | 'paystack' | 'none';
-export type ChargingProcessor = 'stripe' | 'paystack';
+export type InvoiceProcessor = ProcessorOrNone;
+export type ChargingProcessor = Processor;
 
 interface InvoiceRow {
   tenant_id: string;

@@ -1,9 +1,10 @@
 // The tenants repository: list, get and add tenants, with the new-tenant input validated by zod at this edge.
 import type { Pool, PoolClient } from 'pg';
 import { z } from 'zod';
+import { BILLING_TIERS, type BillingTier } from '../domain/vocabulary';
 
-export const TENANT_TIERS = ['free', 'pro', 'enterprise'] as const;
-export type TenantTier = (typeof TENANT_TIERS)[number];
+export const TENANT_TIERS = BILLING_TIERS;
+export type TenantTier = BillingTier;
 export const TENANT_PAYMENT_PROCESSORS = ['stripe', 'paystack', 'none'] as const;
 export type TenantPaymentProcessor = (typeof TENANT_PAYMENT_PROCESSORS)[number];
 

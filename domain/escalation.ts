@@ -1,5 +1,6 @@
 // Severity and escalation of an incident: seed 000's matrix per incident kind laid over seed 004's chains per severity.
 import { incidentResponseMinutes, type IncidentKind, type Policy, type Severity } from './policy';
+import { MINUTE_MS } from './vocabulary';
 
 /** An incident kind's severity in the runbooks' words: P1 "Critical", answered within 15 minutes. */
 export interface IncidentSeverity {
@@ -20,8 +21,6 @@ export interface EscalationLevel {
   /** ISO-8601 instant. */
   at: string;
 }
-
-const MINUTE_MS = 60_000;
 
 export function severityOf(policy: Policy, kind: IncidentKind): IncidentSeverity {
   const { severity } = policy.incidents[kind];

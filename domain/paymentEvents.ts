@@ -1,6 +1,8 @@
 // What a verified payment webhook asks billops to do, in processor-neutral terms: the Stripe and Paystack parsers produce these.
 
-export type WebhookProvider = 'stripe' | 'paystack';
+import type { Processor } from './vocabulary';
+
+export type WebhookProvider = Processor;
 
 /** How an event names its tenant (DESIGN.md "Tenant identity"): metadata first, else the processor's customer. */
 export interface TenantReference {

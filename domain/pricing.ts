@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import type { BillingTier } from './policy';
+import { describeZodIssues } from './vocabulary';
 
 export class PricingError extends Error {
   override name = 'PricingError';
@@ -189,11 +190,7 @@ export interface RateSubject {
   currency: string;
 }
 
-function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message))
-    .join('; ');
-}
+const describeIssues = (error: z.ZodError): string => describeZodIssues(error.issues);
 
 /** The pricing of a rates row (pricing_model, unit_price_minor, tiers); throws PricingError when it is not valid. */
 export function parsePricing(model: string, unitPriceMinor: unknown, tiers: unknown): Pricing {

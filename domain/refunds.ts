@@ -3,10 +3,7 @@
 import { z } from 'zod';
 import { formatMinorUnits, normalizeCurrency } from './money';
 import { BILLING_TIERS, type BillingTier, type Policy } from './policy';
-
-const MINUTE_MS = 60_000;
-const HOUR_MS = 60 * MINUTE_MS;
-const DAY_MS = 24 * HOUR_MS;
+import { DAY_MS, HOUR_MS, MINUTE_MS } from './vocabulary';
 
 export const SUBSCRIPTION_CHANGES = ['none', 'downgrade', 'cancel_at_period_end'] as const;
 export type SubscriptionChange = (typeof SUBSCRIPTION_CHANGES)[number];

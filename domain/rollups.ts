@@ -2,7 +2,9 @@
 import { z } from 'zod';
 import type { Policy } from './policy';
 
-export const HOUR_MS = 3_600_000;
+import { HOUR_MS } from './vocabulary';
+
+export { HOUR_MS };
 
 /** A half-open time range [from, to), both ISO-8601 UTC. */
 export interface TimeWindow {

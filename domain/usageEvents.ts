@@ -8,9 +8,10 @@ export const MAX_BATCH_BODY_BYTES = 1024 * 1024;
 /** How far ahead of our clock an event may be stamped (client clock skew), unless configured otherwise. */
 export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60 * 1000;
 
-/** The CHECK constraints of tenants.id and usage_events.meter, so a valid item never fails the insert. */
-export const TENANT_ID_FORMAT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-export const METER_FORMAT = /^[a-z][a-z0-9_.]{0,63}$/;
+import { METER_FORMAT, TENANT_ID_FORMAT } from './vocabulary';
+
+/** The CHECK constraints of tenants.id and usage_events.meter (domain/vocabulary.ts), so a valid item never fails the insert. */
+export { METER_FORMAT, TENANT_ID_FORMAT };
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
 /** Usage events before this are a sender's unset clock (epoch 0 and earlier), not usage. */

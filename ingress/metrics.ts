@@ -3,11 +3,12 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { DunningCloseOutcome, PaymentStatus, SettledTotals } from '../db/settledTotals';
+import type { Processor, ProcessorOrNone } from '../domain/vocabulary';
 
-export type PaymentProcessorLabel = 'stripe' | 'paystack' | 'none';
+export type PaymentProcessorLabel = ProcessorOrNone;
 /** The settled totals' vocabulary is the database's (db/settledTotals.ts); the metrics re-export it. */
 export type { DunningCloseOutcome, PaymentStatus, SettledTotals };
-export type WebhookProvider = 'stripe' | 'paystack';
+export type WebhookProvider = Processor;
 /**
  * What became of one received webhook event:
  * processed: acted on; duplicate: a replay, answered 2xx with no second effect; ignored: an event type billops does

@@ -7,6 +7,7 @@ import type { PaystackGateway } from '../drivers/paystack';
 import { interpretStripeError, stripeFailure, type StripeGateway } from '../drivers/stripe';
 import { invoiceIdIn } from './read/fields';
 import { paystackMetadata } from './read/paystack';
+import { describeZodIssues } from '../domain/vocabulary';
 
 export const RECONCILE_PROCESSORS = ['stripe', 'paystack'] as const;
 export type ReconcileProcessor = (typeof RECONCILE_PROCESSORS)[number];
@@ -116,7 +117,7 @@ function readStripeCharge(charge: unknown): StripeCharge {
     const id = (charge as { id?: unknown } | null)?.id;
     throw ApplicationFailure.retryable(
       `Stripe listed a charge ${typeof id === 'string' ? id : ''} billops cannot read: ` +
-        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        describeZodIssues(parsed.error.issues),
       'ProcessorResponseInvalid',
     );
   }
@@ -258,7 +259,7 @@ function readPaystackTransaction(item: unknown): PaystackListed {
     const reference = (item as { reference?: unknown } | null)?.reference;
     throw ApplicationFailure.retryable(
       `Paystack listed a transaction ${typeof reference === 'string' ? reference : ''} billops cannot read: ` +
-        parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+        describeZodIssues(parsed.error.issues),
       'ProcessorResponseInvalid',
     );
   }

@@ -1,8 +1,9 @@
 // Edge validation shared by the invoicing activities: instants on the hour, ids, and the one failure type they throw.
 import { ApplicationFailure } from '@temporalio/activity';
 import { z } from 'zod';
+import { describeZodIssues } from '../../domain/vocabulary';
+import { HOUR_MS } from '../../domain/vocabulary';
 
-const HOUR_MS = 3_600_000;
 export const instant = z
   .string()
   .datetime({ offset: true })
@@ -22,11 +23,8 @@ export const periodSchema = z
 export function parseRequest<S extends z.ZodTypeAny>(schema: S, input: unknown, what: string): z.output<S> {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) =>
-      i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message,
-    );
     throw ApplicationFailure.nonRetryable(
-      `invalid ${what}: ${problems.join('; ')}`,
+      `invalid ${what}: ${describeZodIssues(parsed.error.issues)}`,
       'InvalidInvoicingRequest',
     );
   }

@@ -2,11 +2,10 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { ingestionLag, type IngestionLag, type Queryable } from '../../db/usage';
+import { HOUR_MS } from '../../domain/vocabulary';
 
 export { ingestionLag };
 export type { IngestionLag, MeterLag, TenantMeterLag } from '../../db/usage';
-
-const HOUR_MS = 60 * 60 * 1000;
 
 /** Runbook "Validate data consistency (spot check known tenants)": name the tenants, or ask for a random sample. */
 export interface SpotCheckRequest {
@@ -200,3 +199,4 @@ export function createUsageIntegrityActivities(deps: { pool: Pool }) {
     },
   };
 }
+export type UsageIntegrityActivities = ReturnType<typeof createUsageIntegrityActivities>;

@@ -1,5 +1,6 @@
 // The dunning lifecycle's state: phases, the invoices it holds, its timeline, and how a lifecycle begins.
 import type { BillingTier, Policy } from '../policy';
+import { DAY_MS, HOUR_MS, type ProcessorOrNone } from '../vocabulary';
 
 export const DUNNING_PHASES = [
   'retrying',
@@ -13,7 +14,7 @@ export const DUNNING_PHASES = [
 ] as const;
 export type DunningPhase = (typeof DUNNING_PHASES)[number];
 
-export type PaymentProcessorName = 'stripe' | 'paystack' | 'none';
+export type PaymentProcessorName = ProcessorOrNone;
 
 export interface FailedInvoice {
   invoiceId: string;
@@ -77,8 +78,7 @@ export class DunningRefusedError extends Error {
   }
 }
 
-export const HOUR_MS = 3_600_000;
-export const DAY_MS = 24 * HOUR_MS;
+export { DAY_MS, HOUR_MS };
 
 export const iso = (ms: number) => new Date(ms).toISOString();
 

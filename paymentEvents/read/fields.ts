@@ -1,13 +1,12 @@
 // Small readers shared by the Stripe and Paystack event parsers: tenant and invoice ids in metadata, event categories, zod messages.
 import type { z } from 'zod';
 import type { WebhookProvider } from '../../domain/paymentEvents';
-
-const TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+import { TENANT_ID_FORMAT } from '../../domain/vocabulary';
 
 /** metadata.tenant_id when it has the shape of a tenant id; anything else names no tenant. */
 export function pickTenantId(metadata: Record<string, unknown> | null | undefined): string | undefined {
   const value = metadata?.tenant_id;
-  return typeof value === 'string' && TENANT_ID.test(value.trim()) ? value.trim() : undefined;
+  return typeof value === 'string' && TENANT_ID_FORMAT.test(value.trim()) ? value.trim() : undefined;
 }
 
 /** metadata.invoice_id: billops' own charges carry our invoice id there (activities/payments). */

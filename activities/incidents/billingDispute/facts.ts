@@ -5,8 +5,10 @@ import type { Pool } from 'pg';
 import type { InvoiceStatus } from '../../../db/invoices';
 import { formatDecimal, parseDecimal } from '../../../domain/pricing';
 import { spotCheckRollups } from '../../usage/integrity';
+import type { ProcessorOrNone } from '../../../domain/vocabulary';
+import { HOUR_MS } from '../../../domain/vocabulary';
 
-export type Processor = 'stripe' | 'paystack' | 'none';
+export type Processor = ProcessorOrNone;
 
 export interface DisputeScope {
   tenantId: string;
@@ -54,7 +56,6 @@ export interface DisputeFacts {
 }
 
 const DISPUTE_INVALID = 'DisputeInvalid';
-const HOUR_MS = 3_600_000;
 
 export function invalid(message: string): never {
   throw ApplicationFailure.nonRetryable(message, DISPUTE_INVALID);

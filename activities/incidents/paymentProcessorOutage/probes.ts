@@ -5,8 +5,9 @@ import Stripe from 'stripe';
 import type { PaymentGateways } from '../../../drivers/gateways';
 import type { PaystackGateway } from '../../../drivers/paystack';
 import { interpretStripeError, type StripeGateway } from '../../../drivers/stripe';
+import type { Processor } from '../../../domain/vocabulary';
 
-export type OutageProcessor = 'stripe' | 'paystack';
+export type OutageProcessor = Processor;
 
 export interface ProcessorProbe {
   processor: OutageProcessor;
