@@ -3,12 +3,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import { z } from 'zod';
 import {
-  activeHolds,
   inTenantTransaction,
   insertDraftInvoice,
   insertLines,
   invoicedMeters,
-  isHeld,
   setGenerationHeld,
   totalFromLines,
   usageInPeriod,
@@ -16,6 +14,7 @@ import {
   type InvoiceRow,
   type InvoiceStatus,
 } from '../../db/invoices';
+import { activeHolds, isHeld } from '../../db/billingHolds';
 import { priceMeter, sumOf, toMinorNumber, type LineDraft, type RateSubject } from '../../domain/pricing';
 import { toSummary } from './deliver';
 import { ratesInForce } from './rates';

@@ -8,7 +8,7 @@ import {
   insertHold,
   releaseHolds,
   type HoldRow,
-} from '../../db/invoices';
+} from '../../db/billingHolds';
 import { meterName, parseRequest, present } from './requests';
 
 export interface GenerationHoldRequest {

@@ -1,19 +1,17 @@
 // Invoice recalculation: a period's usage invoices recomputed from the rollups and rates as they are now.
 import type { Pool } from 'pg';
 import {
-  activeHolds,
   inTenantTransaction,
   invoiceLines,
   invoiceTenant,
-  isHeld,
   lockInvoiceForRecalculation,
   replaceLines,
   usageInPeriod,
   usageInvoiceIds,
-  type ActiveHold,
   type InvoiceStatus,
   type LineRow,
 } from '../../db/invoices';
+import { activeHolds, isHeld, type ActiveHold } from '../../db/billingHolds';
 import {
   formatDecimal,
   parseDecimal,
