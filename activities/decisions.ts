@@ -114,3 +114,4 @@ async function appendLineOnce(path: string, line: string): Promise<void> {
 function invalid(message: string): never {
   throw ApplicationFailure.nonRetryable(message, 'InvalidDecision');
 }
+export type DecisionActivities = ReturnType<typeof createDecisionActivities>;

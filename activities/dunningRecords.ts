@@ -215,3 +215,4 @@ function toDunningRecord(row: DunningRecordRow): DunningRecord {
     outcome: row.outcome,
   };
 }
+export type DunningRecordActivities = ReturnType<typeof createDunningRecordActivities>;

@@ -79,3 +79,4 @@ export function createEmailActivities(deps: { pool: Pool; mailer: Mailer; from: 
     },
   };
 }
+export type EmailActivities = ReturnType<typeof createEmailActivities>;

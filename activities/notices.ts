@@ -55,3 +55,4 @@ export function createNoticeActivities(deps: { pool: Pool }) {
     },
   };
 }
+export type NoticeActivities = ReturnType<typeof createNoticeActivities>;

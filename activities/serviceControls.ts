@@ -203,3 +203,4 @@ function toServiceControls(row: ServiceControlsRow): ServiceControls {
     updatedAt: row.updated_at.toISOString(),
   };
 }
+export type ServiceControlActivities = ReturnType<typeof createServiceControlActivities>;

@@ -351,3 +351,4 @@ export function createSubscriptionActivities(deps: { pool: Pool } & PaymentGatew
     },
   };
 }
+export type SubscriptionActivities = ReturnType<typeof createSubscriptionActivities>;

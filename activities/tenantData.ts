@@ -79,3 +79,4 @@ export function createTenantDataActivities(deps: { pool: Pool }) {
     },
   };
 }
+export type TenantDataActivities = ReturnType<typeof createTenantDataActivities>;

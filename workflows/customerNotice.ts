@@ -1,8 +1,10 @@
 // Customer notice: email a tenant's billing contact from a runbook template and post the same notice to their dashboard.
 import { proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { BillopsActivities } from '../activities';
+import type { EmailActivities } from '../activities/email';
+import type { NoticeActivities } from '../activities/notices';
 import { renderTemplate, type TemplateName, type TemplateVars } from '../domain/templates';
 import { noticeStatusQuery, type NoticeStatus } from './definitions';
+import { noticeStep } from './shared/activityOptions';
 
 export interface CustomerNoticeInput<T extends TemplateName = TemplateName> {
   tenantId: string;
@@ -10,10 +12,8 @@ export interface CustomerNoticeInput<T extends TemplateName = TemplateName> {
   vars: TemplateVars<T>;
 }
 
-const { getTenantContact, sendEmail, addDashboardNotification } = proxyActivities<BillopsActivities>({
-  startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '60s' },
-});
+const notices = proxyActivities<NoticeActivities>(noticeStep);
+const email = proxyActivities<EmailActivities>(noticeStep);
 
 export async function customerNoticeWorkflow(input: CustomerNoticeInput): Promise<NoticeStatus> {
   const status: NoticeStatus = {
@@ -26,10 +26,10 @@ export async function customerNoticeWorkflow(input: CustomerNoticeInput): Promis
   const key = workflowInfo().workflowId;
 
   // 1. Find the tenant's billing contact.
-  const contact = await getTenantContact(input.tenantId);
+  const contact = await notices.getTenantContact(input.tenantId);
   // 2. Render the runbook template and email it, once.
   const message = renderTemplate(input.template, input.vars);
-  await sendEmail({
+  await email.sendEmail({
     idempotencyKey: `${key}/email`,
     tenantId: input.tenantId,
     to: contact.billingEmail,
@@ -38,7 +38,7 @@ export async function customerNoticeWorkflow(input: CustomerNoticeInput): Promis
   });
   status.emailed = true;
   // 3. The same notice on the tenant's dashboard.
-  await addDashboardNotification({
+  await notices.addDashboardNotification({
     idempotencyKey: `${key}/dashboard`,
     tenantId: input.tenantId,
     kind: input.template,

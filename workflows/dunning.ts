@@ -9,7 +9,13 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BillopsActivities } from '../activities';
+import type { DecisionActivities } from '../activities/decisions';
+import type { DunningRecordActivities } from '../activities/dunningRecords';
+import type { EmailActivities } from '../activities/email';
+import type { NoticeActivities } from '../activities/notices';
+import type { PaymentActivities } from '../activities/payments';
+import type { ServiceControlActivities } from '../activities/serviceControls';
+import type { TenantDataActivities } from '../activities/tenantData';
 import {
   DunningRefusedError,
   addFailedInvoice,
@@ -34,9 +40,16 @@ import {
   type GraceExtension,
   type LifecycleStep,
 } from '../domain/dunning';
-import { formatMinorUnits } from '../domain/money';
+import {
+  amountDue,
+  firstOpen,
+  recoveryNotice,
+  stepNotice,
+  type DunningNotice,
+  type NoticeContext,
+} from '../domain/dunningNotices';
 import { DunningPhase as DunningPhaseKey } from '../domain/searchAttributes';
-import { formatNoticeTime, renderTemplate, type TemplateName, type TemplateVars } from '../domain/templates';
+import { renderTemplate } from '../domain/templates';
 import {
   dunningStatusQuery,
   extendGraceSignal,
@@ -46,6 +59,7 @@ import {
   paymentSucceededSignal,
   resumeSignal,
 } from './definitions';
+import { quick } from './shared/activityOptions';
 
 export interface DunningOutcome {
   tenantId: string;
@@ -54,28 +68,21 @@ export interface DunningOutcome {
 }
 
 const SYSTEM = 'billops';
+/** Refusals no retry fixes: an unknown tenant or invoice, a processor refusing our key. */
+const NOT_RETRIED = ['TenantUnknown', 'InvoiceUnknown', 'ProcessorAuthFailed'];
 
 export async function dunningWorkflow(input: DunningInput): Promise<DunningOutcome> {
   const info = workflowInfo();
-  let state: DunningState;
-  try {
-    state = newDunningState(input, `${info.workflowId}/${info.firstExecutionRunId}`, Date.now());
-  } catch (err) {
-    if (err instanceof DunningRefusedError)
-      throw ApplicationFailure.nonRetryable(err.message, 'DunningRefused');
-    throw err;
-  }
-  const retry = input.policy.apiRetry;
+  const state = startingState(input, `${info.workflowId}/${info.firstExecutionRunId}`);
   // A lost worker's activity is retried after this timeout; every call here finishes in seconds when healthy.
-  const act = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: {
-      initialInterval: retry.initialIntervalMs,
-      maximumInterval: retry.maximumIntervalMs,
-      backoffCoefficient: retry.backoffCoefficient,
-      nonRetryableErrorTypes: ['TenantUnknown', 'InvoiceUnknown', 'ProcessorAuthFailed'],
-    },
-  });
+  const options = quick(input.policy, NOT_RETRIED);
+  const notices = proxyActivities<NoticeActivities>(options);
+  const email = proxyActivities<EmailActivities>(options);
+  const payments = proxyActivities<PaymentActivities>(options);
+  const serviceControls = proxyActivities<ServiceControlActivities>(options);
+  const records = proxyActivities<DunningRecordActivities>(options);
+  const tenantData = proxyActivities<TenantDataActivities>(options);
+  const decisions = proxyActivities<DecisionActivities>(options);
   const key = (step: string) => `${state.workflowKey}/${step}`;
   let restoreNeeded = false;
 
@@ -91,6 +98,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     restoreNeeded = extendGrace(state, extension, Date.now()).restoreService || restoreNeeded;
     return deadlines(state);
   };
+  // An update, so the operator hears the new deadlines or why the extension was refused.
   setHandler(extendGraceUpdate, applyExtension, {
     validator: (extension) => {
       const problem = graceExtensionProblem(state, extension);
@@ -101,231 +109,46 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     if (!graceExtensionProblem(state, extension)) applyExtension(extension);
   });
 
-  // ---- Main lifecycle ----
-  const contact = await act.getTenantContact(input.tenantId);
+  // ---- Main lifecycle: each runbook step when it falls due, until recovered or deleted ----
+  const contact = await notices.getTenantContact(input.tenantId);
   state.tenantName = contact.name;
-  await act.openDunningRecord({
+  const record = () => ({
     tenantId: state.tenantId,
     workflowId: info.workflowId,
     invoiceIds: state.invoices.map((i) => i.invoiceId),
-    startedAt: new Date(state.startedAt).toISOString(),
     graceEndsAt: deadlines(state).graceEndsAt,
   });
+  await records.openDunningRecord({ ...record(), startedAt: new Date(state.startedAt).toISOString() });
   publish(state);
 
-  const email = async <N extends TemplateName>(
-    step: string,
-    template: N,
-    vars: TemplateVars<N>,
-    to = contact.billingEmail,
-  ) => {
-    const message = renderTemplate(template, vars);
-    await act.sendEmail({ idempotencyKey: key(step), tenantId: state.tenantId, to, template, ...message });
-  };
-  const firstOpen = () => outstanding(state)[0] ?? state.invoices[0]!;
-  const amountDue = () => {
-    const open = outstanding(state);
-    const currency = open[0]?.currency ?? state.invoices[0]!.currency;
-    return formatMinorUnits(
-      open.reduce((sum, i) => sum + i.amountMinor, 0),
-      currency,
-    );
-  };
-  const when = (iso: string) => formatNoticeTime(new Date(iso));
-  const portal = input.billingPortalUrl;
-
-  const perform = async (step: LifecycleStep): Promise<string | undefined> => {
-    const d = deadlines(state);
-    switch (step.kind) {
-      case 'paymentRetry': {
-        const results: string[] = [];
-        for (const invoice of outstanding(state)) {
-          const result = await act.retryInvoicePayment({
-            idempotencyKey: key(`${step.id}/${invoice.invoiceId}`),
-            tenantId: state.tenantId,
-            invoiceId: invoice.invoiceId,
-            attempt: step.attempt ?? 1,
-          });
-          if (result.outcome === 'succeeded')
-            markInvoicePaid(state, invoice.invoiceId, Date.now(), `retry ${step.attempt}`);
-          if (result.outcome === 'hard_declined') recordHardDecline(state, Date.now(), result.reason);
-          results.push(
-            `${invoice.invoiceId}: ${result.outcome}${'reason' in result ? ` (${result.reason})` : ''}`,
-          );
-        }
-        if (!isRecovered(state) && !state.failureNoticeSent) {
-          // The runbook's Payment Failure Notice, with a real link to pay ("manual payment link").
-          const invoice = firstOpen();
-          const link = await act.createPaymentLink({
-            tenantId: state.tenantId,
-            invoiceId: invoice.invoiceId,
-            idempotencyKey: key(`payment-link/${invoice.invoiceId}`),
-          });
-          const graceDays = Math.max(0, Math.round((Date.parse(d.graceEndsAt) - Date.now()) / 86_400_000));
-          await email('payment-failure-notice', 'paymentFailureNotice', {
-            tenant_id: state.tenantId,
-            invoice_id: invoice.invoiceId,
-            grace_days: graceDays,
-            billing_portal_url: link.url,
-          });
-          state.failureNoticeSent = true;
-        }
-        return results.join('; ');
-      }
-      case 'pastDueContact': {
-        const days = step.daysPastDue ?? 0;
-        if (step.contact === 'accountManagerContact') {
-          const vars = {
-            tenant_id: state.tenantId,
-            invoice_id: firstOpen().invoiceId,
-            amount_due: amountDue(),
-            days_past_due: days,
-          };
-          await email(
-            step.id,
-            'accountManagerContact',
-            vars,
-            contact.accountManagerEmail ?? contact.billingEmail,
-          );
-        } else {
-          await email(step.id, 'paymentReminder', {
-            tenant_id: state.tenantId,
-            invoice_id: firstOpen().invoiceId,
-            amount_due: amountDue(),
-            days_past_due: days,
-            billing_portal_url: portal,
-          });
-        }
-        return `${days} days past due`;
-      }
-      case 'warning': {
-        const vars = {
-          tenant_id: state.tenantId,
-          invoice_id: firstOpen().invoiceId,
-          amount_due: amountDue(),
-          soft_limit_at: when(d.softLimitAt),
-          soft_limit_percent: input.policy.downgrade.softLimitRatePercent,
-          hard_limit_at: when(d.hardLimitAt),
-          suspension_at: when(d.suspensionAt),
-          billing_portal_url: portal,
-        };
-        await email(step.id, 'downgradeWarning', vars);
-        const subject = renderTemplate('downgradeWarning', vars).subject;
-        await act.addDashboardNotification({
-          idempotencyKey: key(step.id),
-          tenantId: state.tenantId,
-          kind: 'downgradeWarning',
-          message: subject,
-        });
-        return `grace ends ${d.graceEndsAt}`;
-      }
-      case 'softLimit': {
-        const percent = input.policy.downgrade.softLimitRatePercent;
-        await act.applyServiceControls({ ...controlsBy(step), rateLimitPercent: percent });
-        await email(step.id, 'softLimitNotice', {
-          tenant_id: state.tenantId,
-          soft_limit_percent: percent,
-          hard_limit_at: when(d.hardLimitAt),
-          suspension_at: when(d.suspensionAt),
-          billing_portal_url: portal,
-        });
-        return `rate limited to ${percent}% of normal capacity`;
-      }
-      case 'hardLimit':
-        await act.applyServiceControls({ ...controlsBy(step), apiBlocked: true });
-        await email(step.id, 'hardLimitNotice', {
-          tenant_id: state.tenantId,
-          suspension_at: when(d.suspensionAt),
-          billing_portal_url: portal,
-        });
-        return 'new API requests blocked';
-      case 'suspension':
-        await act.applyServiceControls({ ...controlsBy(step), suspended: true });
-        await email(step.id, 'suspensionNotice', {
-          tenant_id: state.tenantId,
-          deletion_at: when(d.deletionAt),
-          billing_portal_url: portal,
-        });
-        return 'account suspended';
-      case 'deletion': {
-        const deleted = await act.deleteTenantData({
-          tenantId: state.tenantId,
-          workflowId: info.workflowId,
-          operator: SYSTEM,
-          reason: `${input.policy.downgrade.deletionDaysAfterSuspension} days after suspension`,
-        });
-        await act.recordDecision({
-          idempotencyKey: key('deletion-decision'),
-          workflowId: info.workflowId,
-          entry: {
-            timestamp: new Date().toISOString(),
-            operator: SYSTEM,
-            incidentType: 'dunning_data_deletion',
-            tenants: 1,
-            impact: `service; ${amountDue()} uncollected`,
-            resolution: `tenant ${state.tenantId} data permanently deleted ${input.policy.downgrade.deletionDaysAfterSuspension} days after suspension`,
-            credits: null,
-            executor: SYSTEM,
-          },
-        });
-        return `deleted ${Object.entries(deleted.deleted)
-          .map(([table, n]) => `${n} ${table}`)
-          .join(', ')}`;
-      }
-    }
-  };
-  const controlsBy = (step: LifecycleStep) => ({
-    tenantId: state.tenantId,
-    workflowId: info.workflowId,
-    operator: SYSTEM,
-    reason: `dunning ${step.id}: payment not collected`,
-  });
-
   for (let step = nextStep(state); step; step = nextStep(state)) {
-    if (restoreNeeded)
-      await restoreService('grace extended', state, act, info.workflowId, () => (restoreNeeded = false));
+    if (restoreNeeded) {
+      await restoreService('grace extended');
+      restoreNeeded = false;
+    }
     const due = await waitUntilDue(state, step);
     if (isRecovered(state)) break;
     if (!due) continue; // a pause, an extension or a new invoice moved the schedule: look again
     const detail = await perform(step);
     completeStep(state, step, Date.now(), detail);
-    await act.updateDunningRecord({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      phase: state.phase,
-      invoiceIds: state.invoices.map((i) => i.invoiceId),
-      graceEndsAt: deadlines(state).graceEndsAt,
-    });
+    await records.updateDunningRecord({ ...record(), phase: state.phase });
     publish(state);
     if (isRecovered(state)) break;
   }
 
-  if (isRecovered(state)) {
-    // Recovery: restore service, confirm to the customer, close the record.
-    await restoreService('payment recovered', state, act, info.workflowId, () => undefined);
-    await email('payment-recovered', 'paymentRecovered', {
-      tenant_id: state.tenantId,
-      invoice_id: state.invoices.map((i) => i.invoiceId).join(', '),
-      amount_paid: formatMinorUnits(
-        state.invoices.reduce((sum, i) => sum + i.amountMinor, 0),
-        state.invoices[0]!.currency,
-      ),
-    });
+  // Recovery: restore service and confirm to the customer; either way the record closes.
+  const outcome = isRecovered(state) ? 'recovered' : 'deleted';
+  if (outcome === 'recovered') {
+    await restoreService('payment recovered');
+    await send('payment-recovered', recoveryNotice(state, contact));
     markRecovered(state, Date.now());
-    await act.closeDunningRecord({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      outcome: 'recovered',
-      phase: 'recovered',
-    });
-  } else {
-    await act.closeDunningRecord({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      outcome: 'deleted',
-      phase: 'deleted',
-    });
   }
+  await records.closeDunningRecord({
+    tenantId: state.tenantId,
+    workflowId: info.workflowId,
+    outcome,
+    phase: outcome,
+  });
   publish(state);
   await condition(allHandlersFinished);
   return {
@@ -333,6 +156,151 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     phase: state.phase,
     paidInvoices: state.invoices.filter((i) => i.paid).map((i) => i.invoiceId),
   };
+
+  // ---- The runbook's steps ----
+  /** One step, its notice built from the deadlines as they stood when the step began; returns what it did. */
+  async function perform(step: LifecycleStep): Promise<string | undefined> {
+    const context: NoticeContext = { deadlines: deadlines(state), billingPortalUrl: input.billingPortalUrl };
+    const notify = () => send(step.id, stepNotice(step, state, contact, context));
+    switch (step.kind) {
+      case 'paymentRetry':
+        return retryPayments(step, context);
+      case 'pastDueContact':
+        await notify();
+        return `${step.daysPastDue ?? 0} days past due`;
+      case 'warning': {
+        const notice = stepNotice(step, state, contact, context)!;
+        await send(step.id, notice);
+        await notices.addDashboardNotification({
+          idempotencyKey: key(step.id),
+          tenantId: state.tenantId,
+          kind: 'downgradeWarning',
+          message: renderTemplate(notice.template, notice.vars).subject,
+        });
+        return `grace ends ${context.deadlines.graceEndsAt}`;
+      }
+      case 'softLimit': {
+        const percent = input.policy.downgrade.softLimitRatePercent;
+        await serviceControls.applyServiceControls({ ...controlsBy(step), rateLimitPercent: percent });
+        await notify();
+        return `rate limited to ${percent}% of normal capacity`;
+      }
+      case 'hardLimit':
+        await serviceControls.applyServiceControls({ ...controlsBy(step), apiBlocked: true });
+        await notify();
+        return 'new API requests blocked';
+      case 'suspension':
+        await serviceControls.applyServiceControls({ ...controlsBy(step), suspended: true });
+        await notify();
+        return 'account suspended';
+      case 'deletion':
+        return deleteData();
+    }
+  }
+
+  /** Every open invoice retried; while one stays unpaid, the first retry also sends the Payment Failure Notice. */
+  async function retryPayments(step: LifecycleStep, context: NoticeContext): Promise<string> {
+    const results: string[] = [];
+    for (const invoice of outstanding(state)) {
+      const result = await payments.retryInvoicePayment({
+        idempotencyKey: key(`${step.id}/${invoice.invoiceId}`),
+        tenantId: state.tenantId,
+        invoiceId: invoice.invoiceId,
+        attempt: step.attempt ?? 1,
+      });
+      if (result.outcome === 'succeeded')
+        markInvoicePaid(state, invoice.invoiceId, Date.now(), `retry ${step.attempt}`);
+      if (result.outcome === 'hard_declined') recordHardDecline(state, Date.now(), result.reason);
+      results.push(
+        `${invoice.invoiceId}: ${result.outcome}${'reason' in result ? ` (${result.reason})` : ''}`,
+      );
+    }
+    if (!isRecovered(state) && !state.failureNoticeSent) {
+      // The runbook's Payment Failure Notice, with a real link to pay ("manual payment link").
+      const invoice = firstOpen(state);
+      const link = await payments.createPaymentLink({
+        tenantId: state.tenantId,
+        invoiceId: invoice.invoiceId,
+        idempotencyKey: key(`payment-link/${invoice.invoiceId}`),
+      });
+      const paymentLink = { invoiceId: invoice.invoiceId, url: link.url, sentAt: Date.now() };
+      await send('payment-failure-notice', stepNotice(step, state, contact, { ...context, paymentLink }));
+      state.failureNoticeSent = true;
+    }
+    return results.join('; ');
+  }
+
+  /** The tenant's data deleted after suspension, and the decision written to DECISIONS.log. */
+  async function deleteData(): Promise<string> {
+    const days = input.policy.downgrade.deletionDaysAfterSuspension;
+    const deleted = await tenantData.deleteTenantData({
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      operator: SYSTEM,
+      reason: `${days} days after suspension`,
+    });
+    await decisions.recordDecision({
+      idempotencyKey: key('deletion-decision'),
+      workflowId: info.workflowId,
+      entry: {
+        timestamp: new Date().toISOString(),
+        operator: SYSTEM,
+        incidentType: 'dunning_data_deletion',
+        tenants: 1,
+        impact: `service; ${amountDue(state)} uncollected`,
+        resolution: `tenant ${state.tenantId} data permanently deleted ${days} days after suspension`,
+        credits: null,
+        executor: SYSTEM,
+      },
+    });
+    return `deleted ${Object.entries(deleted.deleted)
+      .map(([table, n]) => `${n} ${table}`)
+      .join(', ')}`;
+  }
+
+  /** Rendered and emailed once under its occurrence key; a step without a notice sends nothing. */
+  async function send(occurrence: string, notice: DunningNotice | null): Promise<void> {
+    if (!notice) return;
+    const message = renderTemplate(notice.template, notice.vars);
+    await email.sendEmail({
+      idempotencyKey: key(occurrence),
+      tenantId: state.tenantId,
+      to: notice.to,
+      template: notice.template,
+      ...message,
+    });
+  }
+
+  /** Lifts the dunning's service controls (recovery, or a grace extended past a limit), on the timeline too. */
+  async function restoreService(reason: string): Promise<void> {
+    await serviceControls.restoreService({
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      operator: SYSTEM,
+      reason,
+    });
+    state.timeline.push({ at: new Date().toISOString(), event: 'service restored', detail: reason });
+  }
+
+  function controlsBy(step: LifecycleStep) {
+    return {
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      operator: SYSTEM,
+      reason: `dunning ${step.id}: payment not collected`,
+    };
+  }
+}
+
+/** The lifecycle's first state; a tier with nothing to dun refuses to start, and the failure says why. */
+function startingState(input: DunningInput, workflowKey: string): DunningState {
+  try {
+    return newDunningState(input, workflowKey, Date.now());
+  } catch (err) {
+    if (err instanceof DunningRefusedError)
+      throw ApplicationFailure.nonRetryable(err.message, 'DunningRefused');
+    throw err;
+  }
 }
 
 /** Sleeps until the step is due. False when something moved the schedule first; recovery is checked by the caller. */
@@ -349,18 +317,6 @@ async function waitUntilDue(state: DunningState, step: LifecycleStep): Promise<b
     remaining,
   );
   return !interrupted;
-}
-
-async function restoreService(
-  reason: string,
-  state: DunningState,
-  act: Pick<BillopsActivities, 'restoreService'>,
-  workflowId: string,
-  done: () => void,
-): Promise<void> {
-  await act.restoreService({ tenantId: state.tenantId, workflowId, operator: SYSTEM, reason });
-  state.timeline.push({ at: new Date().toISOString(), event: 'service restored', detail: reason });
-  done();
 }
 
 /** Search attributes and the Web UI's current-details line follow the phase. */

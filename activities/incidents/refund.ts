@@ -386,3 +386,4 @@ export function createRefundActivities(deps: { pool: Pool } & PaymentGateways) {
     },
   };
 }
+export type RefundActivities = ReturnType<typeof createRefundActivities>;

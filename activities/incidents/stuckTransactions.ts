@@ -159,3 +159,4 @@ export function createStuckTransactionActivities(deps: { pool: Pool } & PaymentG
     },
   };
 }
+export type StuckTransactionActivities = ReturnType<typeof createStuckTransactionActivities>;

@@ -244,3 +244,4 @@ export function createUsageIncidentActivities(deps: { pool: Pool }) {
     },
   };
 }
+export type UsageIncidentActivities = ReturnType<typeof createUsageIncidentActivities>;

@@ -41,3 +41,4 @@ export function createOverageActivities(deps: { pool: Pool }) {
     },
   };
 }
+export type OverageActivities = ReturnType<typeof createOverageActivities>;

@@ -2,11 +2,18 @@
 // recalculate with the correct rates, then credit the overbilled (Stripe credit note or balance, Paystack refund, or an
 // internal credit) or bill the underbilled difference on an adjustment invoice, and send the Billing Error
 // Acknowledgment. The DECISIONS.log line carries the credit.
-import { ApplicationFailure } from '@temporalio/workflow';
-import type { DisputeCredit, DisputeFacts } from '../../activities/incidents/billingDispute';
-import type { RecalculatedInvoice } from '../../activities/invoicing';
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type {
+  DisputeActivities,
+  DisputeCredit,
+  DisputeFacts,
+} from '../../activities/incidents/billingDispute';
+import type { IncidentActivities } from '../../activities/incidents/common';
+import type { UsageIncidentActivities } from '../../activities/incidents/usageMeteringFailure';
+import type { InvoicingActivities, RecalculatedInvoice } from '../../activities/invoicing';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
+import { incidentStep } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 import { rebuildRollupsUntilValid } from './frame/rollupRebuild';
 
@@ -32,7 +39,11 @@ export async function billingDisputeWorkflow(
 ): Promise<IncidentOutcome> {
   const params = validParams(input.params);
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
+  const invoicing = proxyActivities<InvoicingActivities>(incidentStep(input.policy));
+  const disputes = proxyActivities<DisputeActivities>(incidentStep(input.policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
+  const holds = proxyActivities<UsageIncidentActivities>(incidentStep(input.policy));
   const workflowId = incident.state.workflowId;
   const { tenantId, invoiceId, meter } = params;
   incident.affects([tenantId]);
@@ -41,7 +52,7 @@ export async function billingDisputeWorkflow(
   await step(
     `stop billing ${meter ? `meter ${meter} of ` : ''}tenant ${tenantId}`,
     () =>
-      act.holdInvoiceGeneration({
+      invoicing.holdInvoiceGeneration({
         tenantId,
         meter: meter ?? null,
         reason: `billing dispute ${workflowId}: ${params.reason}`,
@@ -56,7 +67,7 @@ export async function billingDisputeWorkflow(
   const facts = await step(
     'pull raw usage for the disputed period',
     () =>
-      act.pullDisputedUsage({
+      disputes.pullDisputedUsage({
         tenantId,
         invoiceId,
         ...(meter ? { meter } : {}),
@@ -88,7 +99,7 @@ export async function billingDisputeWorkflow(
     'recalculate with the correct rates',
     async (): Promise<RecalculatedInvoice | undefined> => {
       if (override) {
-        return act.repriceDisputedInvoice({
+        return disputes.repriceDisputedInvoice({
           invoiceId,
           ...(meter ? { meter } : {}),
           ...(params.correctRateVersion !== undefined
@@ -97,7 +108,7 @@ export async function billingDisputeWorkflow(
           ...(params.rates ? { rates: params.rates } : {}),
         });
       }
-      const { invoices } = await act.recalculateInvoices({
+      const { invoices } = await invoicing.recalculateInvoices({
         periodStart: invoice.periodStart,
         periodEnd: invoice.periodEnd,
         tenants: [tenantId],
@@ -133,7 +144,7 @@ export async function billingDisputeWorkflow(
     credit = await step(
       'issue the credit',
       () =>
-        act.issueDisputeCredit({
+        disputes.issueDisputeCredit({
           ...settlement,
           idempotencyKey: incident.key('credit'),
           amountMinor: overbilled,
@@ -144,7 +155,7 @@ export async function billingDisputeWorkflow(
     const adjustment = await step(
       'generate an adjustment invoice',
       () =>
-        act.issueAdjustmentInvoice({
+        disputes.issueAdjustmentInvoice({
           ...settlement,
           idempotencyKey: incident.key('adjustment invoice'),
           amountMinor: underbilled,
@@ -171,7 +182,7 @@ export async function billingDisputeWorkflow(
     await step(
       'send the Billing Error Acknowledgment',
       () =>
-        act.notifyTenants({
+        incidents.notifyTenants({
           idempotencyKey: incident.key('billing error acknowledgment'),
           tenantIds: [tenantId],
           template: 'billingErrorAcknowledgment',
@@ -190,7 +201,7 @@ export async function billingDisputeWorkflow(
   await step(
     'resume billing',
     () =>
-      act.releaseIncidentHolds({
+      holds.releaseIncidentHolds({
         workflowId,
         operator: BILLOPS,
         reason: `billing dispute settled: ${correction}`,

@@ -2,10 +2,16 @@
 // check health, tell customers, scale up, go read-only when writes fail (critical operations queue), price from the
 // cache while the database is away, fail over only when a person approves; on recovery replay the queue and close.
 import { proxyActivities } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../activities';
-import type { DatabaseHealth } from '../../activities/incidents/billingSystemOutage';
-import type { OutageHookAction } from '../../activities/incidents/billingSystemOutage/hooks';
+import type { BillingHealthActivities, DatabaseHealth } from '../../activities/incidents/billingSystemOutage';
+import type {
+  OutageHookAction,
+  OutageHookActivities,
+} from '../../activities/incidents/billingSystemOutage/hooks';
+import type { OperationQueueActivities } from '../../activities/incidents/billingSystemOutage/operationQueue';
+import type { PricingCacheActivities } from '../../activities/incidents/billingSystemOutage/pricingCache';
+import type { IncidentActivities } from '../../activities/incidents/common';
 import { durationText, type IncidentInput } from '../../domain/incident';
+import { incidentStep, outageHook, queueReplay } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 
 export interface BillingSystemOutageParams {
@@ -20,44 +26,41 @@ export async function billingSystemOutageWorkflow(
   input: IncidentInput<BillingSystemOutageParams>,
 ): Promise<IncidentOutcome> {
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
   const rules = input.policy.billingSystemOutage;
   const workflowId = incident.state.workflowId;
   const symptom = input.params?.symptom ?? input.summary;
-  const retry = input.policy.apiRetry;
-  const backoff = {
-    initialInterval: retry.initialIntervalMs,
-    maximumInterval: retry.maximumIntervalMs,
-    backoffCoefficient: retry.backoffCoefficient,
-  };
-  // Hooks run a command or call a webhook that may take minutes; a failover is never repeated blindly.
-  const hooks = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: `${rules.hookTimeoutSeconds * 2} seconds`,
-    retry: { ...backoff, maximumAttempts: rules.hookAttempts, nonRetryableErrorTypes: ['HookNotConfigured'] },
-  });
-  // The replay charges and writes one operation after another.
-  const replay = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: `${rules.replayTimeoutMinutes} minutes`,
-    retry: backoff,
-  });
+  const billingHealth = proxyActivities<BillingHealthActivities>(incidentStep(input.policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
+  const pricingCache = proxyActivities<PricingCacheActivities>(incidentStep(input.policy));
+  const operationQueue = proxyActivities<OperationQueueActivities>(incidentStep(input.policy));
+  // The replay charges and writes one operation after another; a hook may take minutes, a failover never repeats blindly.
+  const replay = proxyActivities<OperationQueueActivities>(queueReplay(input.policy));
+  const hooks = proxyActivities<OutageHookActivities>(incidentStep(input.policy));
+  const hookRun = proxyActivities<OutageHookActivities>(outageHook(input.policy));
   const healthRequest = {
     httpTimeoutMs: input.policy.monitoring.billingApiLatencyMs.criticalAbove,
     databaseTimeoutMs: rules.databaseTimeoutMs,
     maxReplicationLagSeconds: rules.maxReplicationLagSeconds,
   };
-  const checkHealth = () => act.checkBillingHealth(healthRequest);
+  const checkHealth = () => billingHealth.checkBillingHealth(healthRequest);
   const statusPage = (status: 'investigating' | 'identified' | 'resolved', message: string) =>
     step(
       `post status page: ${status}`,
       () =>
-        act.postStatusPage({ idempotencyKey: incident.key(`status/${status}`), workflowId, status, message }),
+        incidents.postStatusPage({
+          idempotencyKey: incident.key(`status/${status}`),
+          workflowId,
+          status,
+          message,
+        }),
       (delivered) => delivered,
     );
   const runHook = async (action: OutageHookAction, name: string) => {
     const result = await step(
       name,
       () =>
-        hooks
+        hookRun
           .runOutageHook({
             action,
             idempotencyKey: incident.key(`hook/${action}`),
@@ -94,7 +97,7 @@ export async function billingSystemOutageWorkflow(
     await step(
       'notify affected customers',
       () =>
-        act.notifyTenants({
+        incidents.notifyTenants({
           idempotencyKey: incident.key('notice'),
           tenantIds: named,
           template: 'serviceIncidentNotice',
@@ -110,7 +113,7 @@ export async function billingSystemOutageWorkflow(
   }
 
   // Immediate action 3: scale up billing service replicas, without asking.
-  const configured = await act.outageHooks();
+  const configured = await hooks.outageHooks();
   if (configured.scale_up) await runHook('scale_up', 'scale up billing service replicas');
   else
     incident.skip('scale up billing service replicas', 'no scale-up hook configured (BILLOPS_SCALE_UP_HOOK)');
@@ -121,7 +124,7 @@ export async function billingSystemOutageWorkflow(
     const mode = await step(
       'enable read-only mode and queue critical operations',
       () =>
-        act.enterReadOnlyMode({
+        operationQueue.enterReadOnlyMode({
           idempotencyKey: incident.key('read-only'),
           workflowId,
           reason: `billing writes failing: ${db.detail}`,
@@ -146,7 +149,7 @@ export async function billingSystemOutageWorkflow(
   if (!db.reachable) {
     await step(
       'serve prices from the pricing cache',
-      () => act.pricingCacheStatus(),
+      () => pricingCache.pricingCacheStatus(),
       (c) =>
         c.takenAt
           ? `prices come from the snapshot of ${c.takenAt} (${c.rates} rates)`
@@ -217,7 +220,7 @@ export async function billingSystemOutageWorkflow(
     await step(
       'tell affected customers it is resolved',
       () =>
-        act.notifyTenants({
+        incidents.notifyTenants({
           idempotencyKey: incident.key('resolved'),
           tenantIds: affected,
           template: 'serviceIncidentResolved',
@@ -246,7 +249,7 @@ export async function billingSystemOutageWorkflow(
   async function refreshPricingCache(name: string): Promise<void> {
     await step(
       name,
-      () => act.refreshPricingCache(),
+      () => pricingCache.refreshPricingCache(),
       (c) => `${c.rates} rates as of ${c.takenAt}`,
     );
   }

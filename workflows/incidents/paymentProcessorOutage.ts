@@ -2,13 +2,18 @@
 // processor, its key and webhooks; move new payments to the backup; give the affected accounts a grace and stop their
 // suspensions; accept manual payments; tell the customers. Once it is back: switch back, resume dunning, retry the
 // failed payments, credit the time it was down.
-import { ApplicationFailure } from '@temporalio/workflow';
-import type { TenantNoticeVars } from '../../activities/incidents/common';
-import type { DunningSteerResult, OutageProcessor } from '../../activities/incidents/paymentProcessorOutage';
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import type { IncidentActivities, TenantNoticeVars } from '../../activities/incidents/common';
+import type {
+  DunningSteerResult,
+  OutageProcessor,
+  ProcessorOutageActivities,
+} from '../../activities/incidents/paymentProcessorOutage';
 import { durationText, note, type IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import type { Policy } from '../../domain/policy';
 import type { TemplateName } from '../../domain/templates';
+import { incidentStep } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome, type RecoveredBy } from './frame';
 
 export interface ProcessorOutageParams {
@@ -50,7 +55,9 @@ export async function paymentProcessorOutageWorkflow(
     );
   }
   const incident = await openIncident(input);
-  const { act, step, key, state } = incident;
+  const { step, key, state } = incident;
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
+  const outage = proxyActivities<ProcessorOutageActivities>(incidentStep(input.policy));
   const { processorOutage: rule, processorOutageChecks: checks } = input.policy;
   const name = NAMES[processor];
   const workflowId = state.workflowId;
@@ -58,12 +65,18 @@ export async function paymentProcessorOutageWorkflow(
   const statusPage = (status: 'investigating' | 'monitoring' | 'resolved', message: string) =>
     step(
       `status page: ${status}`,
-      () => act.postStatusPage({ idempotencyKey: key(`status-page/${status}`), workflowId, status, message }),
+      () =>
+        incidents.postStatusPage({
+          idempotencyKey: key(`status-page/${status}`),
+          workflowId,
+          status,
+          message,
+        }),
       (delivered) => delivered,
     );
   // Seed 000 "Document all manual overrides": each one is a row in operational_overrides, named <what>:<processor>.
   const setOverride = async (what: string, value: Record<string, unknown>, reason: string) => {
-    const { set } = await act.setOverride({
+    const { set } = await incidents.setOverride({
       idempotencyKey: key(`override/${what}`),
       workflowId,
       name: `${what}:${processor}`,
@@ -78,25 +91,25 @@ export async function paymentProcessorOutageWorkflow(
     tenantIds: string[],
     template: N,
     vars: TenantNoticeVars<N>,
-  ) => act.notifyTenants({ idempotencyKey: key(`notice/${what}`), tenantIds, template, vars });
+  ) => incidents.notifyTenants({ idempotencyKey: key(`notice/${what}`), tenantIds, template, vars });
   const notified = (r: { notified: number }) => `${r.notified} tenants notified`;
 
   await statusPage('investigating', `Payments through ${name} are failing; we are investigating`);
 
   // ---- Immediate actions ----
   // 1. The processor's status; 2. its API key and webhook endpoints.
-  const probe = () => act.probeProcessor({ processor, timeoutMs });
+  const probe = () => outage.probeProcessor({ processor, timeoutMs });
   const first = await step(`check ${name} status`, probe, (p) => p.detail);
   await step(
     'verify API key and webhook endpoints',
-    () => act.checkProcessorWebhooks({ processor, timeoutMs }),
+    () => outage.checkProcessorWebhooks({ processor, timeoutMs }),
     (w) => `API key ${KEY_VERDICT[String(first.keyAccepted)]}; ${w.detail}`,
   );
 
   // 3. New payments go through the backup processor, if one is configured and answers.
   const backup = await step(
     'check the backup processor',
-    () => act.probeBackupProcessor({ processor, timeoutMs }),
+    () => outage.probeBackupProcessor({ processor, timeoutMs }),
     (b) => b.reason,
   );
   const routed = backup.healthy ? backup.backup : null;
@@ -116,7 +129,7 @@ export async function paymentProcessorOutageWorkflow(
   const scope = { processor, since, tenantIds: input.params.tenantIds };
   const affected = await step(
     'find affected accounts',
-    () => act.findOutageAffectedAccounts(scope),
+    () => outage.findOutageAffectedAccounts(scope),
     (a) =>
       `${a.tenantIds.length} tenants: ${a.dunning.workflowIds.length} in dunning (${a.dunning.source}), ` +
       `${a.failedPaymentTenantIds.length} with failed payments since ${since}`,
@@ -128,7 +141,7 @@ export async function paymentProcessorOutageWorkflow(
   const lifecycles = affected.dunning.workflowIds;
   const reason = `${name} outage (${workflowId})`;
   const steer = (action: 'extendGrace' | 'pause' | 'resume') =>
-    act.steerOutageDunning({
+    outage.steerOutageDunning({
       idempotencyKey: key(`dunning/${action}`),
       workflowIds: lifecycles,
       action,
@@ -177,7 +190,7 @@ export async function paymentProcessorOutageWorkflow(
     notified,
   );
   // 4. Every manual override documented: what the overrides table holds for this incident.
-  const ours = async () => (await act.activeOverrides()).filter((o) => o.workflowId === workflowId);
+  const ours = async () => (await incidents.activeOverrides()).filter((o) => o.workflowId === workflowId);
   await step('document all manual overrides', ours, (rows) => rows.map((o) => o.name).join(', ') || 'none');
 
   // ---- Recovery: the alert resolves, a probe answers (backing off), or an operator resolves ----
@@ -199,7 +212,7 @@ export async function paymentProcessorOutageWorkflow(
     `switch new payments back to ${name} and end the manual overrides`,
     async () => {
       const active = await ours();
-      for (const o of active) await act.clearOverride({ name: o.name, workflowId, operator: BILLOPS });
+      for (const o of active) await incidents.clearOverride({ name: o.name, workflowId, operator: BILLOPS });
       return active.map((o) => o.name);
     },
     (names) => `cleared ${names.join(', ') || 'nothing'}`,
@@ -210,13 +223,17 @@ export async function paymentProcessorOutageWorkflow(
   const retried = await step(
     'retry the failed payments',
     async () => {
-      incident.affects((await act.findOutageAffectedAccounts(scope)).tenantIds);
-      const { invoices, due } = await act.listOutageOpenInvoices({ tenantIds: [...state.tenantsAffected] });
+      incident.affects((await outage.findOutageAffectedAccounts(scope)).tenantIds);
+      const { invoices, due } = await outage.listOutageOpenInvoices({
+        tenantIds: [...state.tenantsAffected],
+      });
       state.revenueImpact = due;
       const outcomes: string[] = [];
       for (const { tenantId, invoiceId } of invoices) {
         const idempotencyKey = key(`retry-payment/${invoiceId}`);
-        outcomes.push((await act.retryPaymentAfterOutage({ idempotencyKey, tenantId, invoiceId })).outcome);
+        outcomes.push(
+          (await outage.retryPaymentAfterOutage({ idempotencyKey, tenantId, invoiceId })).outcome,
+        );
       }
       return { tried: outcomes.length, collected: outcomes.filter((o) => o === 'succeeded').length };
     },
@@ -228,7 +245,7 @@ export async function paymentProcessorOutageWorkflow(
   const credits = await step(
     'apply service credits',
     () =>
-      act.applyServiceCredits({
+      incidents.applyServiceCredits({
         idempotencyKey: key('service-credits'),
         workflowId,
         tenantIds,

@@ -1,6 +1,10 @@
 // Refund (seed 004 "Refund Processing"): verify the original transaction → check eligibility (within 30 days, no
 // earlier refund, subscription active) → refund through the provider → update the transaction → adjust the
 // subscription → email the customer. A refusal is emailed with its reason; a refund the provider reports is recorded.
+import { proxyActivities } from '@temporalio/workflow';
+import type { IncidentActivities } from '../../activities/incidents/common';
+import type { RefundActivities } from '../../activities/incidents/refund';
+import type { SubscriptionActivities } from '../../activities/subscriptions';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits, type Money } from '../../domain/money';
 import {
@@ -12,13 +16,17 @@ import {
   type RefundParams,
   type ReportedRefund,
 } from '../../domain/refunds';
+import { incidentStep } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type Incident, type IncidentOutcome } from './frame';
 
 const money = (m: Money) => formatMinorUnits(m.amountMinor, m.currency);
 
 export async function refundWorkflow(input: IncidentInput<RefundParams>): Promise<IncidentOutcome> {
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
+  const refunds = proxyActivities<RefundActivities>(incidentStep(input.policy));
+  const subscriptions = proxyActivities<SubscriptionActivities>(incidentStep(input.policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
   const params = input.params;
 
   const problem = refundRequestProblem(params);
@@ -29,7 +37,7 @@ export async function refundWorkflow(input: IncidentInput<RefundParams>): Promis
   const found = await step(
     'verify the original transaction',
     () =>
-      act.findRefundablePayment({
+      refunds.findRefundablePayment({
         tenantId: params.tenantId,
         transactionId: params.transactionId,
         references: params.reported?.paymentReferences ?? (params.reference ? [params.reference] : []),
@@ -92,7 +100,7 @@ export async function refundWorkflow(input: IncidentInput<RefundParams>): Promis
   const refund = await step(
     `refund through ${payment.processor}`,
     () =>
-      act.refundPayment({
+      refunds.refundPayment({
         idempotencyKey: incident.key('refund'),
         workflowId: incident.state.workflowId,
         tenantId: params.tenantId,
@@ -118,7 +126,7 @@ export async function refundWorkflow(input: IncidentInput<RefundParams>): Promis
   await step(
     'update the transaction',
     () =>
-      act.recordRefund({
+      refunds.recordRefund({
         idempotencyKey: incident.key('record-refund'),
         workflowId: incident.state.workflowId,
         transactionId: payment.transactionId,
@@ -143,7 +151,7 @@ export async function refundWorkflow(input: IncidentInput<RefundParams>): Promis
     const adjusted = await step(
       'adjust the subscription',
       () =>
-        act.adjustSubscriptionAfterRefund({
+        subscriptions.adjustSubscriptionAfterRefund({
           idempotencyKey: incident.key('adjust-subscription'),
           workflowId: incident.state.workflowId,
           tenantId: params.tenantId,
@@ -161,7 +169,7 @@ export async function refundWorkflow(input: IncidentInput<RefundParams>): Promis
   await step(
     'email the refund confirmation',
     () =>
-      act.notifyTenants({
+      incidents.notifyTenants({
         idempotencyKey: incident.key('refund-confirmation'),
         tenantIds: [params.tenantId],
         template: 'refundConfirmation',
@@ -195,10 +203,11 @@ async function refused(
   payment: RefundablePayment,
   reason: string,
 ): Promise<IncidentOutcome> {
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(incident.input.policy));
   await incident.step(
     'email the customer why',
     () =>
-      incident.act.notifyTenants({
+      incidents.notifyTenants({
         idempotencyKey: incident.key('refund-refused'),
         tenantIds: [payment.tenantId],
         template: 'refundRefused',
@@ -223,7 +232,9 @@ async function recordReportedRefund(
   payment: RefundablePayment,
   reported: ReportedRefund,
 ): Promise<IncidentOutcome> {
-  const { act, step, input } = incident;
+  const { step, input } = incident;
+  const refunds = proxyActivities<RefundActivities>(incidentStep(input.policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
   const params = input.params as RefundParams;
   const refund = { amountMinor: reported.amountMinor, currency: reported.currency };
   if (payment.refundReference === reported.refundReference) {
@@ -253,7 +264,7 @@ async function recordReportedRefund(
   await step(
     'update the transaction',
     () =>
-      act.recordRefund({
+      refunds.recordRefund({
         idempotencyKey: incident.key('record-refund'),
         workflowId: incident.state.workflowId,
         transactionId: payment.transactionId,
@@ -270,7 +281,7 @@ async function recordReportedRefund(
   await step(
     'email the refund confirmation',
     () =>
-      act.notifyTenants({
+      incidents.notifyTenants({
         idempotencyKey: incident.key('refund-confirmation'),
         tenantIds: [payment.tenantId],
         template: 'refundConfirmation',

@@ -1,7 +1,10 @@
 // Stuck transactions (seed 004, "For stuck transactions"): pending over an hour → verified with the provider →
 // status updated only when the provider confirms; what the provider still calls pending is checked again with backoff
 // until it settles or an operator resolves the incident.
+import { proxyActivities } from '@temporalio/workflow';
+import type { StuckTransactionActivities } from '../../activities/incidents/stuckTransactions';
 import type { IncidentInput } from '../../domain/incident';
+import { incidentStep } from '../shared/activityOptions';
 import { openIncident, type IncidentOutcome } from './frame';
 
 export interface StuckTransactionsParams {
@@ -14,7 +17,8 @@ export async function stuckTransactionsWorkflow(
   input: IncidentInput<StuckTransactionsParams>,
 ): Promise<IncidentOutcome> {
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
+  const transactions = proxyActivities<StuckTransactionActivities>(incidentStep(input.policy));
   const params = input.params ?? {};
   const timing = input.policy.stuckTransactions;
 
@@ -22,7 +26,7 @@ export async function stuckTransactionsWorkflow(
   const stuck = await step(
     `find transactions pending over ${timing.pendingOverMinutes} minutes`,
     () =>
-      act.findStuckTransactions({
+      transactions.findStuckTransactions({
         olderThanMinutes: timing.pendingOverMinutes,
         processor: params.processor,
         references: params.references,
@@ -37,7 +41,7 @@ export async function stuckTransactionsWorkflow(
   const verifyAll = async (round: number) => {
     const still: typeof stuck = [];
     for (const tx of unsettled) {
-      const result = await act.verifyStuckTransaction(tx);
+      const result = await transactions.verifyStuckTransaction(tx);
       if (result.status === 'pending') still.push(tx);
       else settled.push(`${tx.reference} → ${result.status}${result.updated ? '' : ' (already settled)'}`);
     }

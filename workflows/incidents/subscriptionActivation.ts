@@ -1,9 +1,17 @@
 // Subscription activation failure and trial conversion (seed 004 "Subscription Issues"): payment confirmed but the
 // subscription inactive → verify the payment → activate on the paid tier and period (the trial cleared) → the tenant's
 // tier to match → email the customer. An unconfirmed payment activates nothing, and says why.
+import { proxyActivities } from '@temporalio/workflow';
+import type { IncidentActivities } from '../../activities/incidents/common';
+import type { SubscriptionActivities } from '../../activities/subscriptions';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
-import { activationRequestProblem, alreadyActive, type ActivationParams } from '../../domain/refunds';
+import {
+  activationRequestProblem,
+  alreadyActive,
+  type ActivationParams,
+} from '../../domain/subscriptionActivation';
+import { incidentStep } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 
 const day = (iso: string) => iso.slice(0, 10);
@@ -12,7 +20,9 @@ export async function subscriptionActivationWorkflow(
   input: IncidentInput<ActivationParams>,
 ): Promise<IncidentOutcome> {
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
+  const subscriptions = proxyActivities<SubscriptionActivities>(incidentStep(input.policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
   const params = input.params;
   const notActivated = (reason: string) => {
     incident.resolveAsBillops(`not activated: ${reason}`);
@@ -30,7 +40,7 @@ export async function subscriptionActivationWorkflow(
   const payment = await step(
     'verify the payment',
     () =>
-      act.verifyActivationPayment({
+      subscriptions.verifyActivationPayment({
         tenantId: params.tenantId,
         reference: params.reference,
         processor: params.processor,
@@ -61,7 +71,7 @@ export async function subscriptionActivationWorkflow(
   const activated = await step(
     params.trialConversion ? 'convert the trial to paid' : 'activate the subscription',
     () =>
-      act.activateSubscription({
+      subscriptions.activateSubscription({
         tenantId: params.tenantId,
         tier: params.tier,
         billingCycle: params.billingCycle,
@@ -76,7 +86,7 @@ export async function subscriptionActivationWorkflow(
   await step(
     'email the customer',
     () =>
-      act.notifyTenants({
+      incidents.notifyTenants({
         idempotencyKey: incident.key('subscription-activated'),
         tenantIds: [params.tenantId],
         template: 'subscriptionActivated',

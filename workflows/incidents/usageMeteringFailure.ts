@@ -3,11 +3,13 @@
 // a spot check is clean), recalculate the affected invoices, and hold their delivery until validation is complete:
 // for a P1, until an operator approves the release.
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../activities';
-import type { SpotCheckRequest } from '../../activities/usage/integrity';
+import type { UsageIncidentActivities } from '../../activities/incidents/usageMeteringFailure';
+import type { InvoicingActivities } from '../../activities/invoicing';
+import type { SpotCheckRequest, UsageIntegrityActivities } from '../../activities/usage/integrity';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import { RollupWindowError, wholeHours, type TimeWindow } from '../../domain/rollups';
+import { incidentStep, long } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome } from './frame';
 import { rebuildRollupsUntilValid, type RebuildOutcome } from './frame/rollupRebuild';
 
@@ -26,7 +28,7 @@ export async function usageMeteringFailureWorkflow(
 ): Promise<IncidentOutcome> {
   const window = windowOf(input.params);
   const incident = await openIncident(input);
-  const { act, step } = incident;
+  const { step } = incident;
   const { policy } = input;
   const named = input.params.tenantIds ?? input.tenantIds;
   const tenants = named?.length ? named : undefined;
@@ -34,15 +36,11 @@ export async function usageMeteringFailureWorkflow(
   const workflowId = incident.state.workflowId;
   const heldFor = `${input.kind.replaceAll('_', ' ')} ${workflowId}`;
   const deliveryHold = { ...scope, reason: `${heldFor}: delivery held until validation is complete` };
+  const invoicing = proxyActivities<InvoicingActivities>(incidentStep(policy));
+  const metering = proxyActivities<UsageIncidentActivities>(incidentStep(policy));
+  const integrity = proxyActivities<UsageIntegrityActivities>(incidentStep(policy));
   // Recalculation can touch every invoice of the window: it gets longer than the shared one-minute bound.
-  const long = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '30 minutes',
-    retry: {
-      initialInterval: policy.apiRetry.initialIntervalMs,
-      maximumInterval: policy.apiRetry.maximumIntervalMs,
-      backoffCoefficient: policy.apiRetry.backoffCoefficient,
-    },
-  });
+  const recalculation = proxyActivities<UsageIncidentActivities>(long(policy));
   incident.affects(tenants ?? []);
 
   // ---- Immediate actions ----
@@ -53,7 +51,7 @@ export async function usageMeteringFailureWorkflow(
       const placed = [];
       for (const hold of holdScopes(tenants, input.params.meters)) {
         placed.push(
-          await act.holdInvoiceGeneration({
+          await invoicing.holdInvoiceGeneration({
             ...hold,
             reason: `${heldFor}: usage data in doubt for ${window.from}..${window.to}`,
             operator: BILLOPS,
@@ -69,13 +67,13 @@ export async function usageMeteringFailureWorkflow(
   );
   await step(
     'hold invoice delivery',
-    () => act.holdWindowInvoiceDelivery({ ...deliveryHold, operator: BILLOPS }),
+    () => metering.holdWindowInvoiceDelivery({ ...deliveryHold, operator: BILLOPS }),
     (r) => `${r.held} undelivered invoices of the window held`,
   );
   // 2. Check usage_events ingestion (last event timestamp).
   await step(
     'check usage_events ingestion',
-    () => act.usageIngestionSummary(input.params.meters ? { meters: input.params.meters } : {}),
+    () => metering.usageIngestionSummary(input.params.meters ? { meters: input.params.meters } : {}),
     (s) =>
       s.lastReceivedAt === null
         ? 'no usage event ever arrived'
@@ -87,7 +85,7 @@ export async function usageMeteringFailureWorkflow(
   // 3. Verify aggregation job status and logs.
   await step(
     'verify aggregation job status',
-    () => act.aggregationStatus(window),
+    () => metering.aggregationStatus(window),
     (s) =>
       `${s.failed} failed, ${s.succeeded} succeeded, ${s.running} running rollup runs over the window` +
       (s.lastFailure ? `; last failure (run ${s.lastFailure.runId}): ${s.lastFailure.error}` : ''),
@@ -98,7 +96,7 @@ export async function usageMeteringFailureWorkflow(
     : { ...window, sample: policy.usageMeteringFailure.spotCheckSampleTenants };
   const found = await step(
     'spot check tenants',
-    () => act.spotCheckUsageRollups(spotCheck),
+    () => integrity.spotCheckUsageRollups(spotCheck),
     (c) => `${c.tenants.length} tenants checked, ${c.mismatches.length} hours differ from the raw events`,
   );
   incident.affects(found.mismatches.map((m) => m.tenant));
@@ -122,7 +120,7 @@ export async function usageMeteringFailureWorkflow(
   await step(
     'resume invoice generation',
     () =>
-      act.releaseIncidentHolds({
+      metering.releaseIncidentHolds({
         workflowId,
         operator: BILLOPS,
         reason: `usage data of ${window.from}..${window.to} validated by spot check`,
@@ -132,7 +130,7 @@ export async function usageMeteringFailureWorkflow(
   // 2. Recalculate affected invoices.
   const recalculated = await step(
     'recalculate affected invoices',
-    () => long.recalculateWindowInvoices(scope),
+    () => recalculation.recalculateWindowInvoices(scope),
     (r) =>
       `${r.invoices} invoices over ${r.periods} periods: ${r.updated} corrected, ${r.unchanged} unchanged, ` +
       `${r.needsAdjustment.length} finalized need a credit or adjustment` +
@@ -143,7 +141,7 @@ export async function usageMeteringFailureWorkflow(
   // 3. Hold invoice delivery until validation is complete: corrected invoices wait to be delivered again.
   const held = await step(
     'hold delivery of the recalculated invoices',
-    () => act.holdWindowInvoiceDelivery({ ...deliveryHold, operator: BILLOPS }),
+    () => metering.holdWindowInvoiceDelivery({ ...deliveryHold, operator: BILLOPS }),
     (r) => `${r.held} invoices held for delivery`,
   );
 
@@ -169,7 +167,7 @@ export async function usageMeteringFailureWorkflow(
   await step(
     'release invoice delivery',
     () =>
-      act.releaseWindowInvoiceDelivery({
+      metering.releaseWindowInvoiceDelivery({
         ...deliveryHold,
         releaseReason: `${heldFor}: validation complete, released by ${releasedBy}`,
         operator: releasedBy,

@@ -1,10 +1,18 @@
 // Webhook failure (seed 004 "Webhook Failures"; seed 000 "Failed webhooks: retry up to 7 days with increasing
 // intervals"): rejected signatures counted and raised, processing errors replayed from the stored raw events, missed
 // webhooks found at the provider and applied once, and what still fails retried, backing off, for the retry window.
-import { ActivityFailure, condition } from '@temporalio/workflow';
-import type { HandledEvent, ReconcileResult, ReplayRound } from '../../activities/incidents/webhookFailure';
+import { ActivityFailure, condition, proxyActivities } from '@temporalio/workflow';
+import type { IncidentActivities } from '../../activities/incidents/common';
+import type {
+  HandledEvent,
+  ReconcileResult,
+  ReplayRound,
+  WebhookRecoveryActivities,
+} from '../../activities/incidents/webhookFailure';
+import type { PagingActivities } from '../../activities/paging';
 import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
+import { incidentStep } from '../shared/activityOptions';
 import { openIncident, type IncidentOutcome } from './frame';
 
 export interface WebhookFailureParams {
@@ -20,8 +28,11 @@ export async function webhookFailureWorkflow(
   input: IncidentInput<WebhookFailureParams>,
 ): Promise<IncidentOutcome> {
   const incident = await openIncident(input);
-  const { act, state } = incident;
+  const { state } = incident;
   const policy = input.policy;
+  const webhooks = proxyActivities<WebhookRecoveryActivities>(incidentStep(policy));
+  const incidents = proxyActivities<IncidentActivities>(incidentStep(policy));
+  const paging = proxyActivities<PagingActivities>(incidentStep(policy));
   // An operator's `--param lookbackHours=48` arrives as text; anything but a positive whole number is refused.
   const asked = Number(input.params?.lookbackHours ?? policy.webhookFailure.lookbackHours);
   const lookbackHours =
@@ -31,7 +42,7 @@ export async function webhookFailureWorkflow(
   const contacts = () =>
     (state.plan.find((l) => l.level === state.escalationLevel) ?? state.plan[0]!).contacts;
   const raise = (summary: string) =>
-    act.page({
+    paging.page({
       dedupKey: state.workflowId,
       incidentKind: input.kind,
       severity: state.severity,
@@ -72,7 +83,7 @@ export async function webhookFailureWorkflow(
   // 1. Signature failures: counted from the ingress's durable record; over the policy's threshold, raised.
   const signatures = await incident.step(
     `count signature failures in the last ${lookbackHours} hours`,
-    () => act.countSignatureFailures({ lookbackHours }),
+    () => webhooks.countSignatureFailures({ lookbackHours }),
     (s) => `${s.total} rejected (Stripe ${s.byProvider.stripe}, Paystack ${s.byProvider.paystack})`,
   );
   // Every later step looks back to the same instant, on the clock the events were stored with.
@@ -93,7 +104,7 @@ export async function webhookFailureWorkflow(
   // 2. Processing errors: every failed event replayed once from its stored raw body.
   const first = await attempt(
     'replay failed events from their stored raw bodies',
-    () => act.replayFailedWebhooks({ since, policy }),
+    () => webhooks.replayFailedWebhooks({ since, policy }),
     (r) => describeRound(r, retry.maxDays),
   );
   if (first) tookEffect(first.applied);
@@ -102,8 +113,12 @@ export async function webhookFailureWorkflow(
   // 3. Missed webhooks: what the provider sent (or charged) that our endpoint never stored, applied once.
   const reconciled: ReconcileResult[] = [];
   for (const [processor, name, run] of [
-    ['stripe', 'reconcile with Stripe: events our endpoint never stored', act.reconcileStripeEvents],
-    ['paystack', 'reconcile with Paystack: verify pending transactions', act.reconcilePaystackTransactions],
+    ['stripe', 'reconcile with Stripe: events our endpoint never stored', webhooks.reconcileStripeEvents],
+    [
+      'paystack',
+      'reconcile with Paystack: verify pending transactions',
+      webhooks.reconcilePaystackTransactions,
+    ],
   ] as const) {
     const found = await attempt(
       name,
@@ -124,7 +139,7 @@ export async function webhookFailureWorkflow(
     await incident.step(
       'post to the status page',
       () =>
-        act.postStatusPage({
+        incidents.postStatusPage({
           idempotencyKey: incident.key('status-page/identified'),
           workflowId: state.workflowId,
           status: 'identified',
@@ -140,7 +155,7 @@ export async function webhookFailureWorkflow(
       (e) => e.payment && e.tenantId && !e.workflowId && !confirmed.has(`${e.provider}/${e.eventKey}`),
     );
     for (const e of unconfirmed) {
-      await act.notifyTenants({
+      await incidents.notifyTenants({
         idempotencyKey: incident.key(`payment-confirmation/${e.provider}/${e.eventKey}`),
         tenantIds: [e.tenantId!],
         template: 'paymentConfirmation',
@@ -169,7 +184,7 @@ export async function webhookFailureWorkflow(
     round++;
     const next = await attempt(
       `retry round ${round}`,
-      () => act.replayFailedWebhooks({ since, policy }),
+      () => webhooks.replayFailedWebhooks({ since, policy }),
       (r) => describeRound(r, retry.maxDays),
     );
     if (next) {
@@ -192,7 +207,7 @@ export async function webhookFailureWorkflow(
     (round > 1 ? `, ${round - 1} retry rounds` : '');
   incident.resolveAsBillops(`no webhook event fails any more: ${summary}`);
   if (anythingWrong) {
-    await act.postStatusPage({
+    await incidents.postStatusPage({
       idempotencyKey: incident.key('status-page/resolved'),
       workflowId: state.workflowId,
       status: 'resolved',

@@ -11,7 +11,7 @@ import {
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../activities';
+import type { RollupActivities } from '../../activities/usage/rollups';
 import {
   DEFAULT_CHUNKS_PER_CALL,
   RollupWindowError,
@@ -24,6 +24,7 @@ import {
   type UsageBackfillInput,
 } from '../../domain/rollups';
 import { backfillStatusQuery } from '../definitions';
+import { backfill, quick } from '../shared/activityOptions';
 
 export interface BackfillOutcome {
   window: TimeWindow;
@@ -47,18 +48,9 @@ export async function usageBackfillWorkflow(input: UsageBackfillInput): Promise<
     throw err;
   }
   const status = newBackfillStatus(input, chunks);
-  const retry = {
-    initialInterval: input.policy.apiRetry.initialIntervalMs,
-    maximumInterval: input.policy.apiRetry.maximumIntervalMs,
-    backoffCoefficient: input.policy.apiRetry.backoffCoefficient,
-  };
-  const book = proxyActivities<BillopsActivities>({ startToCloseTimeout: '30 seconds', retry });
+  const rollupRuns = proxyActivities<RollupActivities>(quick(input.policy));
   // A lost worker is noticed within the heartbeat timeout, and its chunks go on elsewhere from the last heartbeat.
-  const act = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '2 hours',
-    heartbeatTimeout: '10 seconds',
-    retry: { ...retry, nonRetryableErrorTypes: ['RollupWindowInvalid'] },
-  });
+  const rollups = proxyActivities<RollupActivities>(backfill(input.policy, ['RollupWindowInvalid']));
   const publish = () => setCurrentDetails(describeBackfill(status));
 
   // ---- Message handling ----
@@ -68,7 +60,7 @@ export async function usageBackfillWorkflow(input: UsageBackfillInput): Promise<
   // The backfill is a rollup run too, so "verify aggregation job status" lists it beside the hourly runs.
   const runId =
     status.runId ??
-    (await book.startRollupRun({
+    (await rollupRuns.startRollupRun({
       ...status.window,
       workflowId: info.workflowId,
       attempt: 1,
@@ -80,7 +72,7 @@ export async function usageBackfillWorkflow(input: UsageBackfillInput): Promise<
   const perCall = input.chunksPerCall ?? DEFAULT_CHUNKS_PER_CALL;
   try {
     while (status.chunksDone < status.chunksTotal) {
-      const result = await act.backfillRollups({
+      const result = await rollups.backfillRollups({
         ...status.window,
         tenants: input.tenants,
         chunkHours: input.chunkHours,
@@ -105,7 +97,7 @@ export async function usageBackfillWorkflow(input: UsageBackfillInput): Promise<
     Object.assign(status, { state: 'failed', error });
     publish();
     await CancellationScope.nonCancellable(() =>
-      book.finishRollupRun({
+      rollupRuns.finishRollupRun({
         runId,
         status: 'failed',
         error,
@@ -115,7 +107,7 @@ export async function usageBackfillWorkflow(input: UsageBackfillInput): Promise<
     throw err;
   }
 
-  await book.finishRollupRun({
+  await rollupRuns.finishRollupRun({
     runId,
     status: 'succeeded',
     eventsProcessed: status.eventsProcessed,

@@ -8,7 +8,9 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../activities';
+import type { DecisionActivities } from '../../activities/decisions';
+import type { ServiceControlActivities } from '../../activities/serviceControls';
+import type { OverageActivities } from '../../activities/usage/overage';
 import { assessOverage, controlsFor, type OverageLevel } from '../../domain/overage';
 import type { BillingTier, Policy } from '../../domain/policy';
 import { TenantId } from '../../domain/searchAttributes';
@@ -19,6 +21,7 @@ import {
   type OverageDecision,
   type OverageStatus,
 } from '../definitions';
+import { quick } from '../shared/activityOptions';
 
 export interface OverageInput {
   tenantId: string;
@@ -48,14 +51,9 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
     timeline: input.carried?.timeline ?? [],
   };
   let usageChanged = false;
-  const act = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: {
-      initialInterval: input.policy.apiRetry.initialIntervalMs,
-      maximumInterval: input.policy.apiRetry.maximumIntervalMs,
-      backoffCoefficient: input.policy.apiRetry.backoffCoefficient,
-    },
-  });
+  const usage = proxyActivities<OverageActivities>(quick(input.policy));
+  const serviceControls = proxyActivities<ServiceControlActivities>(quick(input.policy));
+  const decisions = proxyActivities<DecisionActivities>(quick(input.policy));
   const note = (event: string, detail?: string, operator?: string) =>
     status.timeline.push({ at: new Date().toISOString(), event, detail, operator });
 
@@ -80,14 +78,14 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
   const enforce = async (level: OverageLevel, why: string, operator = SYSTEM) => {
     if (level === status.enforced) return;
     const controls = controlsFor(input.policy, level === 'manual_review' ? 'within_cap' : level);
-    await act.applyServiceControls({
+    await serviceControls.applyServiceControls({
       tenantId: input.tenantId,
       workflowId: info.workflowId,
       operator,
       reason: why,
       ...controls,
     });
-    await act.recordDecision({
+    await decisions.recordDecision({
       idempotencyKey: `${info.workflowId}/${info.firstExecutionRunId}/${status.timeline.length}/${level}`,
       workflowId: info.workflowId,
       entry: {
@@ -107,7 +105,7 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
 
   // ---- Main loop: measure, decide, enforce, until the period resets ----
   while (Date.now() < periodEnd) {
-    status.usage = await act.measurePeriodUsage({
+    status.usage = await usage.measurePeriodUsage({
       tenantId: input.tenantId,
       periodStart: input.periodStart,
       periodEnd: input.periodEnd,

@@ -18,7 +18,8 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../activities';
+import type { OverageActivities } from '../../activities/usage/overage';
+import type { RollupActivities } from '../../activities/usage/rollups';
 import {
   HOUR_MS,
   attemptOffsetsHours,
@@ -30,6 +31,7 @@ import {
   type UsageRollupInput,
 } from '../../domain/rollups';
 import { rollupStatusQuery, usageUpdatedSignal } from '../definitions';
+import { attemptOnce, quick } from '../shared/activityOptions';
 import { overageWorkflow } from './overage';
 
 /** Set by the server on every workflow a schedule starts: the time the run was due, even when it is caught up late. */
@@ -49,21 +51,11 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
   const scheduledAt = info.typedSearchAttributes.get(ScheduledStartTime) ?? info.runStartTime;
   const window = input.window ?? previousHours(scheduledAt.getTime(), input.lookbackHours);
   const status = newRollupStatus(input, window);
-  const retry = input.policy.apiRetry;
   // Bookkeeping retries until PostgreSQL answers: without it there is nothing to record an attempt in.
-  const book = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: {
-      initialInterval: retry.initialIntervalMs,
-      maximumInterval: retry.maximumIntervalMs,
-      backoffCoefficient: retry.backoffCoefficient,
-    },
-  });
+  const rollupRuns = proxyActivities<RollupActivities>(quick(input.policy));
+  const usage = proxyActivities<OverageActivities>(quick(input.policy));
   // One try per attempt: a failed rollup is the runbook's failed job, rerun on the policy's schedule below.
-  const compute = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: '5 minutes',
-    retry: { maximumAttempts: 1 },
-  });
+  const rollups = proxyActivities<RollupActivities>(attemptOnce('5 minutes'));
 
   const publish = () => setCurrentDetails(describeRollup(status));
 
@@ -85,7 +77,7 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
     status.nextRerunAt = null;
 
     const startedAt = new Date().toISOString();
-    const runId = await book.startRollupRun({
+    const runId = await rollupRuns.startRollupRun({
       ...window,
       workflowId: info.workflowId,
       attempt: index + 1,
@@ -97,26 +89,26 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
 
     let outcome: { eventsProcessed: number } | { error: string };
     try {
-      outcome = await compute.rollupWindow({ ...window, tenants: input.tenants, runId });
+      outcome = await rollups.rollupWindow({ ...window, tenants: input.tenants, runId });
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       outcome = { error: err.cause?.message || err.message };
     }
     const finishedAt = new Date().toISOString();
     if ('error' in outcome) {
-      await book.finishRollupRun({ runId, status: 'failed', error: outcome.error, finishedAt });
+      await rollupRuns.finishRollupRun({ runId, status: 'failed', error: outcome.error, finishedAt });
       Object.assign(attempt, { status: 'failed', error: outcome.error });
       publish();
       continue;
     }
-    await book.finishRollupRun({
+    await rollupRuns.finishRollupRun({
       runId,
       status: 'succeeded',
       eventsProcessed: outcome.eventsProcessed,
       finishedAt,
     });
     Object.assign(attempt, { status: 'succeeded', eventsProcessed: outcome.eventsProcessed });
-    if (input.overage) await handOverToOverage(window, input.overage, book);
+    if (input.overage) await handOverToOverage(window, input.overage, usage);
     status.state = 'succeeded';
     publish();
     await condition(allHandlersFinished);
@@ -141,12 +133,12 @@ export async function usageRollupWorkflow(input: UsageRollupInput): Promise<Roll
 async function handOverToOverage(
   window: TimeWindow,
   overage: NonNullable<UsageRollupInput['overage']>,
-  act: Pick<BillopsActivities, 'cappedTenantsWithUsage'>,
+  usage: Pick<OverageActivities, 'cappedTenantsWithUsage'>,
 ): Promise<void> {
   const from = new Date(window.from);
   const periodStart = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth(), 1));
   const periodEnd = new Date(Date.UTC(from.getUTCFullYear(), from.getUTCMonth() + 1, 1));
-  for (const { tenantId, tier } of await act.cappedTenantsWithUsage(window)) {
+  for (const { tenantId, tier } of await usage.cappedTenantsWithUsage(window)) {
     const workflowId = `overage-${tenantId}-${periodStart.toISOString().slice(0, 7)}`;
     try {
       await startChild(overageWorkflow, {

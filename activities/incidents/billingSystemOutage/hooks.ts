@@ -156,3 +156,4 @@ function originOf(url: string): string {
     return '(unparsable URL)';
   }
 }
+export type OutageHookActivities = ReturnType<typeof createOutageHookActivities>;

@@ -221,3 +221,4 @@ function heartbeat(operationId: number): void {
     // Called outside an activity (a test or a script): nothing to heartbeat to.
   }
 }
+export type OperationQueueActivities = ReturnType<typeof createOperationQueueActivities>;

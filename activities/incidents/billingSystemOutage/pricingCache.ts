@@ -220,3 +220,4 @@ export function createPricingCacheActivities(deps: { pool: Pool; cachePath: stri
     },
   };
 }
+export type PricingCacheActivities = ReturnType<typeof createPricingCacheActivities>;

@@ -1,9 +1,10 @@
 // Rebuilding a window's usage rollups from the raw events inside an incident, rerun on the policy's schedule until a
 // spot check is clean: the backfill of the usage-metering-failure incident, and of a dispute whose rollups differ.
 import { ActivityFailure, condition, proxyActivities } from '@temporalio/workflow';
-import type { BillopsActivities } from '../../../activities';
-import type { SpotCheckRequest } from '../../../activities/usage/integrity';
+import type { SpotCheckRequest, UsageIntegrityActivities } from '../../../activities/usage/integrity';
+import type { RollupActivities } from '../../../activities/usage/rollups';
 import { HOUR_MS, attemptOffsetsHours, chunkWindows, type TimeWindow } from '../../../domain/rollups';
+import { attemptOnce, incidentStep } from '../../shared/activityOptions';
 import type { Incident } from './';
 
 export interface RollupRebuild {
@@ -34,12 +35,10 @@ export async function rebuildRollupsUntilValid(
   const chunks = chunkWindows(rebuild.window, chunkHours).length;
   // One try per attempt, bounded by the rerun interval: a failed or overrunning backfill is the runbook's failed
   // job, rerun on the policy's schedule rather than retried underneath it.
-  const compute = proxyActivities<BillopsActivities>({
-    startToCloseTimeout: retry.everyHours * HOUR_MS,
-    heartbeatTimeout: '1 minute',
-    retry: { maximumAttempts: 1 },
-  });
-  const { act, state } = incident;
+  const backfill = proxyActivities<RollupActivities>(attemptOnce(retry.everyHours * HOUR_MS, '1 minute'));
+  const rollupRuns = proxyActivities<RollupActivities>(incidentStep(policy));
+  const integrity = proxyActivities<UsageIntegrityActivities>(incidentStep(policy));
+  const { state } = incident;
   const offsets = attemptOffsetsHours(retry);
   const firstAttemptAt = Date.now();
   let eventsProcessed = 0;
@@ -57,14 +56,14 @@ export async function rebuildRollupsUntilValid(
     const outcome = await incident.step(
       `backfill rollups from raw events (attempt ${attempts} of ${offsets.length})`,
       async () => {
-        const runId = await act.startRollupRun({
+        const runId = await rollupRuns.startRollupRun({
           ...rebuild.window,
           workflowId: state.workflowId,
           attempt: attempts,
           startedAt: new Date().toISOString(),
         });
         try {
-          const done = await compute.backfillRollups({
+          const done = await backfill.backfillRollups({
             ...rebuild.window,
             ...(rebuild.tenants ? { tenants: rebuild.tenants } : {}),
             chunkHours,
@@ -74,7 +73,7 @@ export async function rebuildRollupsUntilValid(
             runId,
           });
           const finishedAt = new Date().toISOString();
-          await act.finishRollupRun({
+          await rollupRuns.finishRollupRun({
             runId,
             status: 'succeeded',
             eventsProcessed: done.eventsProcessed,
@@ -84,7 +83,12 @@ export async function rebuildRollupsUntilValid(
         } catch (err) {
           if (!(err instanceof ActivityFailure)) throw err;
           const error = err.cause?.message || err.message;
-          await act.finishRollupRun({ runId, status: 'failed', error, finishedAt: new Date().toISOString() });
+          await rollupRuns.finishRollupRun({
+            runId,
+            status: 'failed',
+            error,
+            finishedAt: new Date().toISOString(),
+          });
           return { ok: false as const, error };
         }
       },
@@ -94,7 +98,7 @@ export async function rebuildRollupsUntilValid(
     eventsProcessed = outcome.eventsProcessed;
     const check = await incident.step(
       'validate: spot check rollups against raw events',
-      () => act.spotCheckUsageRollups(rebuild.spotCheck),
+      () => integrity.spotCheckUsageRollups(rebuild.spotCheck),
       (c) =>
         c.mismatches.length === 0
           ? `${c.tenants.length} tenants clean`
