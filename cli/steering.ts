@@ -26,8 +26,8 @@ import {
   wholeNumber,
   withTemporal,
 } from './common';
+import { HOUR_MS } from '../domain/vocabulary';
 
-const HOUR_MS = 3_600_000;
 const INCIDENT_TYPES = new Set(Object.values(INCIDENT_WORKFLOW_TYPES));
 
 /** The reason the incident refused this signal, once its timeline shows the signal was handled; null if it took. */

@@ -9,8 +9,7 @@ import {
 } from './dunning';
 import { formatMinorUnits } from './money';
 import { formatNoticeTime, type TemplateVars } from './templates';
-
-const DAY_MS = 86_400_000;
+import { DAY_MS } from './vocabulary';
 
 /** Where notices go: the tenant's billing contact, or its account manager for the enterprise past-due contacts. */
 export interface NoticeContact {

@@ -14,6 +14,9 @@ export type ProcessorOrNone = Processor | 'none';
 export const TENANT_ID_FORMAT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const METER_FORMAT = /^[a-z][a-z0-9_.]{0,63}$/;
 
+/** The operator name billops records for what it did by itself (timelines, DECISIONS.log). */
+export const SYSTEM_OPERATOR = 'billops';
+
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 60 * MINUTE_MS;
 export const DAY_MS = 24 * HOUR_MS;

@@ -60,6 +60,7 @@ import {
   resumeSignal,
 } from './definitions';
 import { quick } from './shared/activityOptions';
+import { SYSTEM_OPERATOR } from '../domain/vocabulary';
 
 export interface DunningOutcome {
   tenantId: string;
@@ -67,7 +68,6 @@ export interface DunningOutcome {
   paidInvoices: string[];
 }
 
-const SYSTEM = 'billops';
 /** Refusals no retry fixes: an unknown tenant or invoice, a processor refusing our key. */
 const NOT_RETRIED = ['TenantUnknown', 'InvoiceUnknown', 'ProcessorAuthFailed'];
 
@@ -236,7 +236,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     const deleted = await tenantData.deleteTenantData({
       tenantId: state.tenantId,
       workflowId: info.workflowId,
-      operator: SYSTEM,
+      operator: SYSTEM_OPERATOR,
       reason: `${days} days after suspension`,
     });
     await decisions.recordDecision({
@@ -244,13 +244,13 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
       workflowId: info.workflowId,
       entry: {
         timestamp: new Date().toISOString(),
-        operator: SYSTEM,
+        operator: SYSTEM_OPERATOR,
         incidentType: 'dunning_data_deletion',
         tenants: 1,
         impact: `service; ${amountDue(state)} uncollected`,
         resolution: `tenant ${state.tenantId} data permanently deleted ${days} days after suspension`,
         credits: null,
-        executor: SYSTEM,
+        executor: SYSTEM_OPERATOR,
       },
     });
     return `deleted ${Object.entries(deleted.deleted)
@@ -276,7 +276,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     await serviceControls.restoreService({
       tenantId: state.tenantId,
       workflowId: info.workflowId,
-      operator: SYSTEM,
+      operator: SYSTEM_OPERATOR,
       reason,
     });
     state.timeline.push({ at: new Date().toISOString(), event: 'service restored', detail: reason });
@@ -286,7 +286,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     return {
       tenantId: state.tenantId,
       workflowId: info.workflowId,
-      operator: SYSTEM,
+      operator: SYSTEM_OPERATOR,
       reason: `dunning ${step.id}: payment not collected`,
     };
   }

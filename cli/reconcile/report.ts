@@ -7,6 +7,7 @@ import type {
   ProviderTransaction,
   ReconcileProcessor,
 } from '../../paymentEvents/ledgers';
+import { DAY_MS } from '../../domain/vocabulary';
 
 export interface ReconcileDependencies {
   pool: Pool;
@@ -75,8 +76,6 @@ export interface ReconcileReport {
 export class ReconcileRequestError extends Error {
   override name = 'ReconcileRequestError';
 }
-
-const DAY_MS = 86_400_000;
 
 /** [from, to) of a YYYY-MM-DD UTC day; refuses dates that do not exist (2026-02-30) and days not yet begun. */
 export function utcDay(date: string, now: Date = new Date()): { from: Date; to: Date } {

@@ -15,6 +15,7 @@ import type { Policy } from '../../domain/policy';
 import type { TemplateName } from '../../domain/templates';
 import { incidentStep } from '../shared/activityOptions';
 import { BILLOPS, openIncident, type IncidentOutcome, type RecoveredBy } from './frame';
+import { MINUTE_MS } from '../../domain/vocabulary';
 
 export interface ProcessorOutageParams {
   processor: OutageProcessor;
@@ -24,7 +25,6 @@ export interface ProcessorOutageParams {
   tenantIds?: string[];
 }
 
-const MINUTE_MS = 60_000;
 const NAMES: Record<OutageProcessor, string> = { stripe: 'Stripe', paystack: 'Paystack' };
 const KEY_VERDICT: Record<string, string> = {
   true: 'accepted',

@@ -14,15 +14,12 @@ import type { IncidentInput } from '../../domain/incident';
 import { formatMinorUnits } from '../../domain/money';
 import { incidentStep } from '../shared/activityOptions';
 import { openIncident, type IncidentOutcome } from './frame';
+import { DAY_MS, HOUR_MS, MINUTE_MS } from '../../domain/vocabulary';
 
 export interface WebhookFailureParams {
   /** Look this many hours back instead of the policy's webhookFailure.lookbackHours. */
   lookbackHours?: number | string;
 }
-
-const MINUTE_MS = 60_000;
-const HOUR_MS = 60 * MINUTE_MS;
-const DAY_MS = 24 * HOUR_MS;
 
 export async function webhookFailureWorkflow(
   input: IncidentInput<WebhookFailureParams>,

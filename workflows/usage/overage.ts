@@ -22,6 +22,7 @@ import {
   type OverageStatus,
 } from '../definitions';
 import { quick } from '../shared/activityOptions';
+import { SYSTEM_OPERATOR } from '../../domain/vocabulary';
 
 export interface OverageInput {
   tenantId: string;
@@ -34,8 +35,6 @@ export interface OverageInput {
   /** Carried across continue-as-new. */
   carried?: Pick<OverageStatus, 'enforced' | 'review' | 'timeline'>;
 }
-
-const SYSTEM = 'billops';
 
 export async function overageWorkflow(input: OverageInput): Promise<OverageStatus> {
   const info = workflowInfo();
@@ -75,7 +74,7 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
   });
   upsertSearchAttributes([{ key: TenantId, value: input.tenantId }]);
 
-  const enforce = async (level: OverageLevel, why: string, operator = SYSTEM) => {
+  const enforce = async (level: OverageLevel, why: string, operator = SYSTEM_OPERATOR) => {
     if (level === status.enforced) return;
     const controls = controlsFor(input.policy, level === 'manual_review' ? 'within_cap' : level);
     await serviceControls.applyServiceControls({
@@ -96,7 +95,7 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
         impact: 'service',
         resolution: `${input.tenantId}: ${status.enforced} -> ${level} (${why})`,
         credits: null,
-        executor: SYSTEM,
+        executor: SYSTEM_OPERATOR,
       },
     });
     note(`controls: ${level}`, why, operator);

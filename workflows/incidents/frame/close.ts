@@ -15,8 +15,7 @@ import {
 } from '../../../domain/incident';
 import { incidentReport } from '../../../domain/incidentReport';
 import type { Page } from './escalation';
-
-const MINUTE_MS = 60_000;
+import { MINUTE_MS } from '../../../domain/vocabulary';
 
 export interface IncidentOutcome {
   workflowId: string;

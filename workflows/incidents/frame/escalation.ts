@@ -11,8 +11,7 @@ import {
   type IncidentInput,
   type IncidentState,
 } from '../../../domain/incident';
-
-const MINUTE_MS = 60_000;
+import { MINUTE_MS } from '../../../domain/vocabulary';
 
 /** Pages one level's contacts about this incident; the workflow id is the pager's dedup key. */
 export type Page = (

@@ -30,11 +30,12 @@ import { incidentStep } from '../../shared/activityOptions';
 import { closeIncident, type IncidentOutcome } from './close';
 import { awaitApproval, pageFirstLevel, pagerOf, startEscalationClock } from './escalation';
 import { setIncidentHandlers } from './handlers';
+import { MINUTE_MS, SYSTEM_OPERATOR } from '../../../domain/vocabulary';
 
 export type { IncidentOutcome } from './close';
 
-export const BILLOPS = 'billops';
-const MINUTE_MS = 60_000;
+/** The operator name billops writes for what it did by itself. */
+export const BILLOPS = SYSTEM_OPERATOR;
 
 export type RecoveredBy = 'alert_resolved' | 'operator_resolved' | 'probe_healthy' | 'timed_out';
 
