@@ -1,64 +1,16 @@
-// The import rules of docs/architecture.md: which folder may import which, and no import cycle anywhere. Reads the
-// source with TypeScript's parser, no servers; a failure names the file, the import and the rule it breaks.
+// The import rules of docs/architecture.md (scripts/importRules.cjs, which eslint reads too): which folder may import
+// which, and no import cycle anywhere. Reads the source with TypeScript's parser, no servers; a failure names the
+// file, the import and the rule it breaks.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import ts from 'typescript';
+import { ALLOWED_PACKAGES, FOLDERS, IMPORT_RULES } from '../../scripts/importRules.cjs';
 
 const root = resolve(__dirname, '..', '..');
-const productionFolders = [
-  'domain',
-  'workflows',
-  'activities',
-  'paymentEvents',
-  'temporal',
-  'drivers',
-  'db',
-  'config',
-  'ingress',
-  'cli',
-  'workers',
-  'runtime',
-] as const;
-type Folder = (typeof productionFolders)[number];
 
-/** What each folder may import from the others (itself always), as values; `types` adds what it may import as types. */
-const rules: Record<Folder, { values: string[]; types?: string[] }> = {
-  domain: { values: [] },
-  workflows: { values: ['domain'], types: ['activities'] },
-  db: { values: ['domain'] },
-  drivers: { values: ['domain'] },
-  temporal: { values: ['domain', 'workflows/definitions.ts'], types: ['workflows'] },
-  paymentEvents: { values: ['domain', 'db', 'drivers', 'temporal'] },
-  activities: { values: ['domain', 'db', 'drivers', 'temporal', 'paymentEvents'] },
-  config: { values: ['domain'] },
-  // Messages are defined once in workflows/definitions.ts and imported by workers, the CLI and the ingress.
-  ingress: {
-    values: ['domain', 'db', 'drivers', 'temporal', 'paymentEvents', 'config', 'workflows/definitions.ts'],
-  },
-  cli: {
-    values: [
-      'domain',
-      'db',
-      'drivers',
-      'temporal',
-      'paymentEvents',
-      'config',
-      'workflows/definitions.ts',
-      // The runbook's by-hand steps: invoices recalculate|hold|release and usage spot-check.
-      'activities/invoicing',
-      'activities/usage/integrity.ts',
-    ],
-  },
-  // The worker names the workflow bundle's entry (workflows/index.ts) for the bundler.
-  workers: { values: ['domain', 'activities', 'config', 'temporal', 'db', 'drivers', 'workflows'] },
-  runtime: { values: [...productionFolders] },
-};
-
-/** Packages the deterministic folders may use: workflow code is bundled and replayed, domain code is pure. */
-const packageRules: Partial<Record<Folder, RegExp>> = {
-  domain: /^(zod|@temporalio\/common)$/,
-  workflows: /^(@temporalio\/workflow|@temporalio\/common)$/,
-};
+/** Whether a module is `target` (a folder, or one module or sub-folder such as `activities/invoicing`) or inside it. */
+const within = (file: string, target: string): boolean =>
+  file === `${target}.ts` || file.startsWith(`${target}/`);
 
 interface Edge {
   from: string;
@@ -133,7 +85,7 @@ function importsOf(file: string): { specifier: string; typeOnly: boolean }[] {
   return found;
 }
 
-const files = productionFolders.flatMap((folder) => sourceFiles(join(root, folder)));
+const files = FOLDERS.flatMap((folder) => sourceFiles(join(root, folder)));
 const edges: Edge[] = [];
 const packageImports: { from: string; name: string }[] = [];
 for (const file of files) {
@@ -153,15 +105,12 @@ for (const file of files) {
 }
 
 const folderOf = (file: string): string => file.split('/')[0]!;
-const within = (file: string, target: string): boolean =>
-  file === target || file.startsWith(`${target.replace(/\.ts$/, '')}/`) || file === `${target}.ts`;
 
 function allowed(edge: Edge): boolean {
-  const from = folderOf(edge.from) as Folder;
-  if (!(from in rules)) return true;
-  if (folderOf(edge.to) === from) return true;
-  const rule = rules[from];
-  const targets = edge.typeOnly ? [...rule.values, ...(rule.types ?? [])] : rule.values;
+  const from = folderOf(edge.from);
+  const rule = IMPORT_RULES[from];
+  if (!rule || folderOf(edge.to) === from) return true;
+  const targets = edge.typeOnly ? [...rule.may, ...(rule.types ?? [])] : rule.may;
   return targets.some((target) => within(edge.to, target));
 }
 
@@ -220,8 +169,8 @@ describe('import rules', () => {
   it('keeps domain/ and workflows/ deterministic: no node:* and no I/O package', () => {
     const offending = packageImports
       .filter(({ from, name }) => {
-        const rule = packageRules[folderOf(from) as Folder];
-        return rule !== undefined && !rule.test(name);
+        const allowedPackages = ALLOWED_PACKAGES[folderOf(from)];
+        return allowedPackages !== undefined && !allowedPackages.includes(name);
       })
       .map(({ from, name }) => `${from} → ${name}`);
     expect(offending).toEqual([]);
@@ -235,7 +184,11 @@ describe('import rules', () => {
     expect(allowed({ from: 'workflows/dunning.ts', to: 'activities/index.ts', typeOnly: true })).toBe(true);
     expect(allowed({ from: 'workflows/dunning.ts', to: 'activities/index.ts', typeOnly: false })).toBe(false);
     expect(allowed({ from: 'domain/money.ts', to: 'db/pool.ts', typeOnly: false })).toBe(false);
-    expect(allowed({ from: 'cli/usage.ts', to: 'activities/invoicing.ts', typeOnly: false })).toBe(true);
+    expect(allowed({ from: 'cli/usage.ts', to: 'activities/invoicing/index.ts', typeOnly: false })).toBe(
+      true,
+    );
+    expect(allowed({ from: 'cli/usage.ts', to: 'workflows/definitions.ts', typeOnly: false })).toBe(true);
+    expect(allowed({ from: 'cli/usage.ts', to: 'workflows/dunning.ts', typeOnly: false })).toBe(false);
     expect(allowed({ from: 'cli/usage.ts', to: 'activities/payments.ts', typeOnly: false })).toBe(false);
     expect(
       cycles(
