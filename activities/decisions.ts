@@ -1,8 +1,12 @@
-// Decision activities: the DECISIONS.log line that ends every incident, kept as a decisions row and written to the log once.
+// Decision activities: the DECISIONS.log line that ends every incident, recorded once as a decisions row (the record,
+// `billops decisions export` writes the whole log from it) and appended once to one worker host's log.
 import { mkdir, open, readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
+import { claimDecisionLogWriter, insertDecision, releaseDecisionLogWriter } from '../db/decisions';
+import { inTransaction } from '../db/pool';
 import {
   DecisionLineError,
   formatDecisionLine,
@@ -23,56 +27,48 @@ export interface RecordDecisionRequest {
 export interface RecordedDecision {
   /** The line as stored and logged, without its newline; for a key seen before, the line first recorded. */
   line: string;
-  /** False when the key was already recorded: nothing was written this time. */
+  /**
+   * True when this call recorded the decision, or wrote its line, in this worker's log. False when the key was
+   * already recorded and logged, or when another worker host's log holds the line (the table has it either way).
+   */
   appended: boolean;
 }
 
-export function createDecisionActivities(deps: { pool: Pool; decisionsLogPath: string }) {
+export function createDecisionActivities(deps: {
+  pool: Pool;
+  decisionsLogPath: string;
+  /** Names this worker's log among the hosts sharing the database; by default `<hostname>:<absolute log path>`. */
+  logWriter?: string;
+}) {
+  const writer = deps.logWriter ?? `${hostname()}:${resolve(deps.decisionsLogPath)}`;
   return {
     async recordDecision(req: RecordDecisionRequest): Promise<RecordedDecision> {
       if (!req.idempotencyKey?.trim()) invalid('idempotencyKey must not be empty');
       const { line, fields } = decisionLine(req.entry);
-      const client = await deps.pool.connect();
+      // Committed before anything is appended: a retry on another host, even after this attempt's COMMIT is lost,
+      // sees that this log holds (or will hold) the line and records the row without appending it again.
+      const logWriter = await claimDecisionLogWriter(deps.pool, req.idempotencyKey, writer);
+      let appendFailed = false;
       try {
-        await client.query('BEGIN');
-        // A concurrent attempt with the same key waits here on the unique index until this one commits or rolls back.
-        const inserted = await client.query(
-          `INSERT INTO decisions (at, operator, incident_type, tenants_count, impact, resolution, credits_minor,
-                                  credits_currency, executor, line, workflow_id, idempotency_key)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-           ON CONFLICT (idempotency_key) DO NOTHING`,
-          [
-            fields.timestamp,
-            fields.operator,
-            fields.incidentType,
-            fields.tenants,
-            fields.impact,
-            fields.resolution,
-            fields.credits?.amountMinor ?? 0,
-            fields.credits?.currency ?? null,
-            fields.executor,
+        return await inTransaction(deps.pool, async (client) => {
+          const recorded = await insertDecision(client, {
             line,
-            req.workflowId,
-            req.idempotencyKey,
-          ],
-        );
-        if (inserted.rowCount === 0) {
-          const { rows } = await client.query<{ line: string }>(
-            'SELECT line FROM decisions WHERE idempotency_key = $1',
-            [req.idempotencyKey],
-          );
-          await client.query('COMMIT');
-          return { line: rows[0]?.line ?? line, appended: false };
-        }
-        // Written before COMMIT: a failed write rolls the row back, so the retry writes the line again.
-        await appendLineOnce(deps.decisionsLogPath, line);
-        await client.query('COMMIT');
-        return { line, appended: true };
+            fields,
+            workflowId: req.workflowId,
+            idempotencyKey: req.idempotencyKey,
+          });
+          if (logWriter !== writer) return { line: recorded.line, appended: false };
+          // Written before COMMIT: a failed write rolls a new row back, so the retry writes the line again.
+          const wrote = await appendLineOnce(deps.decisionsLogPath, recorded.line).catch((err: unknown) => {
+            appendFailed = true;
+            throw err;
+          });
+          return { line: recorded.line, appended: recorded.inserted || wrote };
+        });
       } catch (err) {
-        await client.query('ROLLBACK').catch(() => undefined);
+        // Nothing was appended: let the next attempt, on whichever host, claim the line.
+        if (appendFailed) await releaseDecisionLogWriter(deps.pool, req.idempotencyKey, writer);
         throw err;
-      } finally {
-        client.release();
       }
     },
   };
@@ -91,14 +87,15 @@ function decisionLine(entry: DecisionEntry): { line: string; fields: ParsedDecis
   }
 }
 
-async function appendLineOnce(path: string, line: string): Promise<void> {
+/** Appends `line` unless the log holds it already; answers whether it wrote. */
+async function appendLineOnce(path: string, line: string): Promise<boolean> {
   await mkdir(dirname(path), { recursive: true });
   const existing = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return '';
     throw err;
   });
   // Crash window (appended, then COMMIT lost): the retry finds its exact line anywhere in the log and skips it; a twin line would be the same decision to the millisecond.
-  if (existing.split('\n').includes(line)) return;
+  if (existing.split('\n').includes(line)) return false;
   // A torn last line from a crashed writer must not swallow this one.
   const separator = existing !== '' && !existing.endsWith('\n') ? '\n' : '';
   const handle = await open(path, 'a');
@@ -109,6 +106,7 @@ async function appendLineOnce(path: string, line: string): Promise<void> {
   } finally {
     await handle.close();
   }
+  return true;
 }
 
 function invalid(message: string): never {

@@ -24,6 +24,7 @@ const reconcileCli = () => import('./reconcile/command');
 const incidentList = () => import('./incidents/list');
 const incidentStart = () => import('./incidents/start');
 const incidentSteering = () => import('./incidents/steer');
+const decisions = () => import('./decisions');
 
 const commands: Command[] = [
   {
@@ -215,6 +216,14 @@ const commands: Command[] = [
       "a UTC day's Stripe/Paystack transactions against our payments and invoices; exit 1 on any discrepancy " +
       '(DATABASE_URL)',
     run: async (args) => (await reconcileCli()).reconcile(args),
+  },
+  {
+    name: 'decisions export',
+    synopsis: ['decisions export [--since YYYY-MM-DD] [--out FILE]'],
+    summary:
+      'DECISIONS.log from the decisions table (every worker host), ordered by time, to stdout or FILE ' +
+      '(DATABASE_URL)',
+    run: async (args) => (await decisions()).decisionsExport(args),
   },
   {
     name: 'db migrate',

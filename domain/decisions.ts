@@ -120,3 +120,19 @@ function isoTimestamp(value: Date | string): string {
   if (Number.isNaN(date.getTime())) throw new DecisionLineError(`not a timestamp: "${String(value)}"`);
   return date.toISOString();
 }
+
+/** DECISIONS.log as a file: the lines in the order given, each ending in a newline; empty for no decisions. */
+export function decisionsLogText(lines: readonly string[]): string {
+  return lines.map((line) => `${line}\n`).join('');
+}
+
+/** The first instant of a UTC calendar day written YYYY-MM-DD (`decisions export --since`); undefined otherwise. */
+export function decisionDayStart(day: string): Date | undefined {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(day);
+  if (!match) return undefined;
+  const [year, month, date] = match.slice(1).map(Number) as [number, number, number];
+  const start = new Date(Date.UTC(year, month - 1, date));
+  const sameDay =
+    start.getUTCFullYear() === year && start.getUTCMonth() === month - 1 && start.getUTCDate() === date;
+  return sameDay ? start : undefined;
+}
