@@ -4,7 +4,7 @@ import type { ActivityDependencies, IncidentDependencies } from '../activities';
 import { createSmtpMailer } from '../drivers/smtp';
 import type { PaymentGateways } from '../activities/payments';
 import { createPool } from '../db/pool';
-import type { BillopsConfig } from '../config/env';
+import { redactConfig, type BillopsConfig } from '../config/env';
 
 /** The incident wiring from configuration: pagers, status page, operators' address, reports, outage hooks. */
 export function incidentDependencies(config: BillopsConfig): IncidentDependencies {
@@ -23,7 +23,45 @@ export function incidentDependencies(config: BillopsConfig): IncidentDependencie
     scaleUpHook: i.scaleUpHook,
     failoverHook: i.failoverHook,
     healthUrl: i.healthUrl,
+    secrets: configuredSecrets(config),
   };
+}
+
+/**
+ * Every secret value in the configuration: each one redactConfig hides (the secret variables, the hooks, the webhook
+ * URLs) and the passwords inside DATABASE_URL and SMTP_URL, as written and decoded.
+ */
+export function configuredSecrets(config: BillopsConfig): string[] {
+  const found = new Set<string>();
+  const walk = (value: unknown, shown: unknown): void => {
+    if (typeof value === 'string') {
+      if (value !== shown) {
+        found.add(value);
+        for (const password of urlPasswords(value)) found.add(password);
+      }
+    } else if (value !== null && typeof value === 'object') {
+      const redacted = (shown ?? {}) as Record<string, unknown>;
+      for (const [key, inner] of Object.entries(value)) walk(inner, redacted[key]);
+    }
+  };
+  walk(config, redactConfig(config));
+  return [...found].filter((s) => s !== '');
+}
+
+function urlPasswords(value: string): string[] {
+  try {
+    const url = new URL(value);
+    const written = [url.password, url.searchParams.get('password') ?? ''].filter((p) => p !== '');
+    return written.flatMap((p) => {
+      try {
+        return [p, decodeURIComponent(p)];
+      } catch {
+        return [p];
+      }
+    });
+  } catch {
+    return [];
+  }
 }
 
 export interface WorkerDependencies extends ActivityDependencies {

@@ -24,6 +24,8 @@ export interface IncidentDependencies {
   scaleUpHook?: string;
   failoverHook?: string;
   healthUrl?: string;
+  /** The value of every configured secret: redacted from what an outage hook prints. */
+  secrets?: readonly string[];
 }
 
 export interface IncidentActivityOptions {

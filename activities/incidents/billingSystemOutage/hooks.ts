@@ -1,9 +1,12 @@
 // Seed 000 §3 "Scale up billing service replicas" and "Manual failover to backup region": configurable hooks. An
-// http(s) URL receives a POST of {incident, action}; anything else runs as a shell command with a timeout. The hook's
-// own text (it may carry a token) never appears in a result, an error or a log.
-import { execFile } from 'node:child_process';
+// http(s) URL receives a POST of {incident, action}; anything else runs as a shell command, contained (hookProcess.ts):
+// only its documented variables, its output redacted of every configured secret and capped, its process group killed
+// on timeout. One run at a time per incident and hook (hookRuns.ts). The hook's own text never appears in a result.
 import axios from 'axios';
+import type { Pool } from 'pg';
 import { ApplicationFailure } from '@temporalio/activity';
+import { runContained } from './hookProcess';
+import { createHookRuns } from './hookRuns';
 
 export type OutageHookAction = 'scale_up' | 'failover';
 
@@ -23,13 +26,61 @@ export interface OutageHookResult {
   detail: string;
   httpStatus?: number;
   exitCode?: number | null;
-  /** The end of what the command printed (stdout, then stderr), with the hook's own text masked. */
+  /**
+   * The end of what the command printed (stdout, then stderr), at most HOOK_OUTPUT_LIMIT characters, with every
+   * configured secret and the hook's own text as "[redacted]"; a first line says when it was cut.
+   */
   output?: string;
 }
 
-const OUTPUT_TAIL = 2_000;
+/** Characters of a command's output kept in its result. */
+export const HOOK_OUTPUT_LIMIT = 4_096;
 
-export function createOutageHookActivities(deps: { scaleUpHook?: string; failoverHook?: string }) {
+/** The worker's variables a command hook gets (what a process needs to run), besides its own BILLOPS_* ones. */
+export const HOOK_INHERITED_VARIABLES = [
+  'PATH',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'LANG',
+  'LC_ALL',
+  'LC_CTYPE',
+  'TZ',
+  'TMPDIR',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+] as const;
+
+// Past the hook's own timeout: how long a run's claim outlives a worker that went away mid-run.
+const LEASE_MARGIN_SECONDS = 60;
+
+export interface OutageHookDependencies {
+  pool: Pool;
+  scaleUpHook?: string;
+  failoverHook?: string;
+  /** Every configured secret's value (workers/dependencies.ts): redacted from what a command prints. */
+  secrets?: readonly string[];
+}
+
+/** The documented variables and the inherited ones; nothing else of the worker's environment. */
+function hookEnvironment(req: OutageHookRequest): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of HOOK_INHERITED_VARIABLES) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return {
+    ...env,
+    BILLOPS_HOOK_ACTION: req.action,
+    BILLOPS_INCIDENT_ID: req.incident.workflowId,
+    BILLOPS_INCIDENT_KIND: req.incident.kind,
+    BILLOPS_INCIDENT_SEVERITY: req.incident.severity,
+    BILLOPS_IDEMPOTENCY_KEY: req.idempotencyKey,
+  };
+}
+
+export function createOutageHookActivities(deps: OutageHookDependencies) {
+  const runs = createHookRuns(deps.pool);
   const hookFor = (action: OutageHookAction) =>
     action === 'scale_up' ? deps.scaleUpHook : deps.failoverHook;
 
@@ -65,63 +116,30 @@ export function createOutageHookActivities(deps: { scaleUpHook?: string; failove
     };
   }
 
-  function run(command: string, req: OutageHookRequest): Promise<OutageHookResult> {
-    const mask = (text: string) => text.split(command).join('[hook]').slice(-OUTPUT_TAIL);
-    return new Promise((resolve) => {
-      execFile(
-        '/bin/sh',
-        ['-c', command],
-        {
-          timeout: req.timeoutSeconds * 1000,
-          killSignal: 'SIGKILL',
-          maxBuffer: 1024 * 1024,
-          env: {
-            ...process.env,
-            BILLOPS_HOOK_ACTION: req.action,
-            BILLOPS_INCIDENT_ID: req.incident.workflowId,
-            BILLOPS_INCIDENT_KIND: req.incident.kind,
-            BILLOPS_INCIDENT_SEVERITY: req.incident.severity,
-            BILLOPS_IDEMPOTENCY_KEY: req.idempotencyKey,
-          },
-        },
-        (error, stdout, stderr) => {
-          const output = mask(
-            [stdout, stderr]
-              .filter((s) => s.trim() !== '')
-              .join('\n')
-              .trim(),
-          );
-          const failure = error as
-            | (Error & { code?: number | string; killed?: boolean; signal?: string })
-            | null;
-          if (!failure) {
-            resolve({
-              action: req.action,
-              via: 'command',
-              ok: true,
-              exitCode: 0,
-              output,
-              detail: 'command exited 0',
-            });
-            return;
-          }
-          const timedOut = failure.killed === true || failure.signal === 'SIGKILL';
-          const exitCode = typeof failure.code === 'number' ? failure.code : null;
-          resolve({
-            action: req.action,
-            via: 'command',
-            ok: false,
-            exitCode,
-            output,
-            detail: timedOut
-              ? `command timed out after ${req.timeoutSeconds} s and was killed`
-              : exitCode !== null
-                ? `command exited ${exitCode}`
-                : `command could not run (${String(failure.code ?? 'error')})`,
-          });
-        },
-      );
+  async function run(command: string, req: OutageHookRequest): Promise<OutageHookResult> {
+    const ran = await runContained(command, {
+      env: hookEnvironment(req),
+      timeoutMs: req.timeoutSeconds * 1000,
+      secrets: [command, ...(deps.secrets ?? [])],
+      outputLimit: HOOK_OUTPUT_LIMIT,
     });
+    const ok = !ran.timedOut && ran.spawnError === undefined && ran.exitCode === 0;
+    return {
+      action: req.action,
+      via: 'command',
+      ok,
+      exitCode: ran.timedOut ? null : ran.exitCode,
+      output: ran.output,
+      detail: ran.timedOut
+        ? `command timed out after ${req.timeoutSeconds} s and was killed`
+        : ran.spawnError !== undefined
+          ? `command could not run (${ran.spawnError})`
+          : ran.exitCode === 0
+            ? 'command exited 0'
+            : ran.exitCode !== null
+              ? `command exited ${ran.exitCode}`
+              : 'command was killed by a signal',
+    };
   }
 
   return {
@@ -132,15 +150,21 @@ export function createOutageHookActivities(deps: { scaleUpHook?: string; failove
     },
 
     /**
-     * Runs the hook once per call. A command that fails or a webhook that refuses is an answer (ok: false), not an
-     * error: running a failover again on its own is not safe. Only network trouble and 5xx/429 are retried.
+     * Runs the hook once per step. A command that fails or a webhook that refuses is an answer (ok: false), not an
+     * error: running a failover again on its own is not safe. Only network trouble and 5xx/429 are retried. While the
+     * same hook runs for the same incident (on any worker), a call waits and gets that run's outcome; a step that
+     * already ran gets its recorded outcome.
      */
     async runOutageHook(req: OutageHookRequest): Promise<OutageHookResult> {
       const hook = hookFor(req.action);
       if (!hook) {
         throw ApplicationFailure.nonRetryable(`no ${req.action} hook is configured`, 'HookNotConfigured');
       }
-      return isUrl(hook) ? post(hook, req) : run(hook, req);
+      return runs.once(
+        { idempotencyKey: req.idempotencyKey, workflowId: req.incident.workflowId, action: req.action },
+        req.timeoutSeconds + LEASE_MARGIN_SECONDS,
+        () => (isUrl(hook) ? post(hook, req) : run(hook, req)),
+      );
     },
   };
 }

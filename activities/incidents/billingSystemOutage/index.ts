@@ -329,8 +329,10 @@ export function createBillingOutageActivities(deps: {
       cachePath: join(dirname(deps.incidents.reportsDir), 'pricing-cache.json'),
     }),
     ...createOutageHookActivities({
+      pool: deps.pool,
       scaleUpHook: deps.incidents.scaleUpHook,
       failoverHook: deps.incidents.failoverHook,
+      secrets: deps.incidents.secrets,
     }),
     ...createOperationQueueActivities({
       pool: deps.pool,

@@ -464,11 +464,14 @@ describe('read-only mode: critical operations queued, then replayed once each, i
 
 describe('outage hooks', () => {
   let receivers: IncidentReceivers;
+  let pool: Pool;
+  // Runs are recorded per incident and step: each test's hooks run for an incident of their own.
+  let incident = INCIDENT;
   const request = (action: 'scale_up' | 'failover'): OutageHookRequest => ({
     action,
-    idempotencyKey: `${INCIDENT}/hook/${action}`,
+    idempotencyKey: `${incident}/hook/${action}`,
     incident: {
-      workflowId: INCIDENT,
+      workflowId: incident,
       kind: 'billing_system_outage',
       severity: 'P1',
       summary: 'billing API down',
@@ -478,11 +481,21 @@ describe('outage hooks', () => {
 
   beforeAll(async () => {
     receivers = await startIncidentReceivers();
+    pool = createPool(testEnv('databaseUrl'), { max: 2 });
   });
-  afterAll(async () => receivers?.close());
+  beforeEach(() => {
+    incident = `${INCIDENT}-${randomUUID()}`;
+  });
+  afterAll(async () => {
+    await receivers?.close();
+    await pool?.end();
+  });
 
   it('a URL is POSTed {incident, action} with the idempotency key', async () => {
-    const hooks = createOutageHookActivities({ scaleUpHook: receivers.hookUrl('scale-up?token=s3cret') });
+    const hooks = createOutageHookActivities({
+      pool,
+      scaleUpHook: receivers.hookUrl('scale-up?token=s3cret'),
+    });
     expect(await hooks.outageHooks()).toEqual({ scale_up: 'webhook', failover: null });
     const result = await hooks.runOutageHook(request('scale_up'));
     expect(result).toMatchObject({ via: 'webhook', ok: true, httpStatus: 200 });
@@ -492,7 +505,7 @@ describe('outage hooks', () => {
     expect(calls[0]!.body).toEqual({
       incident: request('scale_up').incident,
       action: 'scale_up',
-      idempotency_key: `${INCIDENT}/hook/scale_up`,
+      idempotency_key: `${incident}/hook/scale_up`,
     });
   });
 
@@ -500,6 +513,7 @@ describe('outage hooks', () => {
     const dir = mkdtempSync(join(tmpdir(), 'billops-hooks-'));
     const out = join(dir, 'failover.txt');
     const hooks = createOutageHookActivities({
+      pool,
       failoverHook: `printf '%s %s %s' "$BILLOPS_HOOK_ACTION" "$BILLOPS_INCIDENT_ID" "$BILLOPS_IDEMPOTENCY_KEY" > ${out}; echo promoted`,
     });
     expect(await hooks.outageHooks()).toEqual({ scale_up: null, failover: 'command' });
@@ -511,9 +525,11 @@ describe('outage hooks', () => {
       output: 'promoted',
       detail: 'command exited 0',
     });
-    expect(readFileSync(out, 'utf8')).toBe(`failover ${INCIDENT} ${INCIDENT}/hook/failover`);
+    expect(readFileSync(out, 'utf8')).toBe(`failover ${incident} ${incident}/hook/failover`);
 
+    incident = `${INCIDENT}-${randomUUID()}`;
     const failing = createOutageHookActivities({
+      pool,
       failoverHook: 'echo "region busy" >&2; exit 3 # token=s3cret',
     });
     const failed = await failing.runOutageHook(request('failover'));
@@ -525,12 +541,15 @@ describe('outage hooks', () => {
       output: 'region busy',
       detail: 'command exited 3',
     });
-    const slow = createOutageHookActivities({ failoverHook: 'sleep 10' });
+    incident = `${INCIDENT}-${randomUUID()}`;
+    const slow = createOutageHookActivities({ pool, failoverHook: 'sleep 10' });
     const started = Date.now();
     const timedOut = await slow.runOutageHook({ ...request('failover'), timeoutSeconds: 1 });
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(timedOut).toMatchObject({ ok: false, detail: 'command timed out after 1 s and was killed' });
-    await expect(createOutageHookActivities({}).runOutageHook(request('scale_up'))).rejects.toMatchObject({
+    await expect(
+      createOutageHookActivities({ pool }).runOutageHook(request('scale_up')),
+    ).rejects.toMatchObject({
       type: 'HookNotConfigured',
       nonRetryable: true,
     });
