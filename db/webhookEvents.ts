@@ -12,6 +12,7 @@ import {
   type WebhookTenant,
 } from './billingRecords';
 import type { FailedProcessorInvoice, VerifiedEvent, WebhookProvider } from '../domain/paymentEvents';
+import { storableJsonBody, storableText } from './storable';
 
 /** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
 export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';
@@ -27,19 +28,27 @@ export type Claim =
   /** Another delivery of the same event is being acted on right now. */
   | { kind: 'in_progress' };
 
-/** One prepared statement per provider: the tenant lookup reads that provider's customer column. */
-const CLAIM_STATEMENTS: Record<WebhookProvider, { name: string; text: string }> = {
-  stripe: claimStatement('stripe'),
-  paystack: claimStatement('paystack'),
+type Statement = { name: string; text: string };
+
+/**
+ * One prepared statement per provider (the tenant lookup reads that provider's customer column), and one that also
+ * keeps the bytes received, for the rare payload that had to be cleaned before jsonb would take it.
+ */
+const CLAIM_STATEMENTS: Record<WebhookProvider, { sent: Statement; cleaned: Statement }> = {
+  stripe: { sent: claimStatement('stripe'), cleaned: claimStatement('stripe', '$8') },
+  paystack: { sent: claimStatement('paystack'), cleaned: claimStatement('paystack', '$8') },
 };
 
-/** $1–$7: provider, key, type, raw body, lease seconds, metadata tenant id, customer id. */
-function claimCtes(provider: WebhookProvider): string {
+/**
+ * $1–$7: provider, key, type, payload, lease seconds, metadata tenant id, customer id; `rawBody` names the parameter
+ * holding the bytes received when the payload is a cleaned copy of them.
+ */
+function claimCtes(provider: WebhookProvider, rawBody?: string): string {
   return `tenant AS (${namedTenantSql(provider, '$6', '$7')}),
      claimed AS (
        INSERT INTO webhook_events AS e
-         (provider, event_key, event_type, tenant_id, payload, signature_valid, status, attempts, claimed_at)
-       VALUES ($1, $2, $3, (SELECT id FROM tenant), $4::jsonb, true, 'processing', 1, now())
+         (provider, event_key, event_type, tenant_id, payload, signature_valid, status, attempts, claimed_at${rawBody ? ', raw_body' : ''})
+       VALUES ($1, $2, $3, (SELECT id FROM tenant), $4::jsonb, true, 'processing', 1, now()${rawBody ? `, ${rawBody}::bytea` : ''})
        ON CONFLICT (provider, event_key) DO UPDATE
          SET status = 'processing', attempts = e.attempts + 1, error = NULL, claimed_at = now(),
              tenant_id = EXCLUDED.tenant_id
@@ -48,10 +57,10 @@ function claimCtes(provider: WebhookProvider): string {
        RETURNING e.id, e.attempts)`;
 }
 
-function claimStatement(provider: WebhookProvider): { name: string; text: string } {
+function claimStatement(provider: WebhookProvider, rawBody?: string): Statement {
   return {
-    name: `webhook-claim-${provider}`,
-    text: `WITH ${claimCtes(provider)}
+    name: `webhook-claim-${provider}${rawBody ? '-cleaned' : ''}`,
+    text: `WITH ${claimCtes(provider, rawBody)}
      SELECT claimed.id AS row_id, claimed.attempts, tenant.* FROM claimed LEFT JOIN tenant ON true`,
   };
 }
@@ -62,10 +71,10 @@ function claimStatement(provider: WebhookProvider): { name: string; text: string
  * event and the tenant is one that is dunned. $8–$17: our invoice id, transaction reference, processor invoice id,
  * period start and end, amount in minor units, currency, due, hosted URL, the tiers that are dunned.
  */
-function failedPaymentClaimStatement(provider: WebhookProvider): { name: string; text: string } {
+function failedPaymentClaimStatement(provider: WebhookProvider, rawBody?: string): Statement {
   return {
-    name: `webhook-claim-failed-${provider}`,
-    text: `WITH ${claimCtes(provider)},
+    name: `webhook-claim-failed-${provider}${rawBody ? '-cleaned' : ''}`,
+    text: `WITH ${claimCtes(provider, rawBody)},
      known AS (
        SELECT id, tenant_id, status FROM (
          SELECT 1 AS priority, id, tenant_id, status FROM invoices WHERE id = $8
@@ -88,9 +97,16 @@ function failedPaymentClaimStatement(provider: WebhookProvider): { name: string;
   };
 }
 
-const FAILED_PAYMENT_CLAIM_STATEMENTS: Record<WebhookProvider, { name: string; text: string }> = {
-  stripe: failedPaymentClaimStatement('stripe'),
-  paystack: failedPaymentClaimStatement('paystack'),
+/** As CLAIM_STATEMENTS; $18 holds the bytes received for a cleaned payload. */
+const FAILED_PAYMENT_CLAIM_STATEMENTS: Record<WebhookProvider, { sent: Statement; cleaned: Statement }> = {
+  stripe: {
+    sent: failedPaymentClaimStatement('stripe'),
+    cleaned: failedPaymentClaimStatement('stripe', '$18'),
+  },
+  paystack: {
+    sent: failedPaymentClaimStatement('paystack'),
+    cleaned: failedPaymentClaimStatement('paystack', '$18'),
+  },
 };
 
 type ClaimRow = { row_id: string; attempts: number } & (TenantRow | Record<keyof TenantRow, null>) & {
@@ -111,7 +127,8 @@ export interface ClaimOptions {
  * Stores the event raw and claims it for this delivery in one statement, which also resolves the tenant the event
  * names and writes it on the row: a new event is inserted as 'processing'; a stored one is taken again only when it
  * failed, was never acted on, or its claim outlived the lease (a crash), and then names the tenant as it resolves now
- * (after a corrected mapping, say).
+ * (after a corrected mapping, say). A body jsonb refuses as sent (\u0000, a lone surrogate, bytes that are not
+ * UTF-8) is stored cleaned, those characters replaced by U+FFFD, with the bytes received in raw_body.
  */
 export async function claimEvent(
   pool: Pool,
@@ -121,28 +138,36 @@ export async function claimEvent(
   opts: ClaimOptions = {},
 ): Promise<Claim> {
   const named = event.intent.kind === 'ignore' ? {} : event.intent.tenant;
+  const payload = storableJsonBody(rawBody);
   const values = [
     event.provider,
-    event.key,
-    event.type,
-    rawBody.toString('utf8'),
+    storableText(event.key),
+    storableText(event.type),
+    payload.text,
     leaseSeconds,
     named.metadataTenantId ?? null,
-    named.customerId ?? null,
+    named.customerId === undefined ? null : storableText(named.customerId),
   ];
+  const variant = payload.raw ? 'cleaned' : 'sent';
   let claimed: { rows: ClaimRow[] } | undefined;
   if (event.intent.kind === 'paymentFailed' && opts.dunnedTiers) {
     // An invoice the database refuses (say, a period that ends before it starts) fails this whole statement, event
     // row included: then the claim alone stores the event, and acting on it records the refusal on the row.
-    claimed = await claimWithInvoice(
-      pool,
-      event.provider,
-      values,
-      event.intent.invoice,
-      opts.dunnedTiers,
-    ).catch(() => undefined);
+    claimed = await pool
+      .query<ClaimRow>({
+        ...FAILED_PAYMENT_CLAIM_STATEMENTS[event.provider][variant],
+        values: [
+          ...values,
+          ...failedInvoiceParameters(event.intent.invoice, opts.dunnedTiers),
+          ...(payload.raw ? [payload.raw] : []),
+        ],
+      })
+      .catch(() => undefined);
   }
-  claimed ??= await pool.query<ClaimRow>({ ...CLAIM_STATEMENTS[event.provider], values });
+  claimed ??= await pool.query<ClaimRow>({
+    ...CLAIM_STATEMENTS[event.provider][variant],
+    values: payload.raw ? [...values, payload.raw] : values,
+  });
   const row = claimed.rows[0];
   if (row) {
     const tenant = row.id === null ? undefined : webhookTenant(row);
@@ -163,23 +188,17 @@ export async function claimEvent(
   return { kind: 'in_progress' };
 }
 
-async function claimWithInvoice(
-  pool: Pool,
-  provider: WebhookProvider,
-  claimValues: unknown[],
+/** $8–$17 of the failed payment's claim. */
+function failedInvoiceParameters(
   failed: FailedProcessorInvoice,
   dunnedTiers: readonly BillingTier[],
-): Promise<{ rows: ClaimRow[] }> {
-  return pool.query<ClaimRow>({
-    ...FAILED_PAYMENT_CLAIM_STATEMENTS[provider],
-    values: [
-      ...claimValues,
-      failed.ourInvoiceId ?? null,
-      failed.transactionReference ?? null,
-      ...failedInvoiceValues(failed),
-      dunnedTiers,
-    ],
-  });
+): unknown[] {
+  return [
+    failed.ourInvoiceId ?? null,
+    failed.transactionReference ?? null,
+    ...failedInvoiceValues(failed),
+    dunnedTiers,
+  ];
 }
 
 /** The name of the prepared statement that marks events done, the one write of a delivery made after its answer. */

@@ -4,10 +4,19 @@ import { z } from 'zod';
 import type { IncidentInput } from '../../domain/incident';
 import type { IncidentKind, Policy } from '../../domain/policy';
 import type { AlertRoute } from '../../config/alertRouting';
+import { storableText } from '../../db/storable';
 
 // ---- The notification (https://prometheus.io/docs/alerting/latest/configuration/#webhook_config) ----
 
-const labelSet = z.record(z.string(), z.string());
+/**
+ * Labels and annotations travel into workflow inputs, search attributes and PostgreSQL: a NUL or a lone surrogate
+ * (which PostgreSQL text refuses and a protobuf string cannot carry) reads as U+FFFD.
+ */
+const labelSet = z
+  .record(z.string(), z.string())
+  .transform((set) =>
+    Object.fromEntries(Object.entries(set).map(([name, value]) => [storableText(name), storableText(value)])),
+  );
 const timestamp = z.string().datetime({ offset: true, message: 'must be an RFC 3339 timestamp' });
 
 const alertSchema = z.object({
@@ -36,7 +45,7 @@ export const alertmanagerPayloadSchema = z.object({
   alerts: z.array(alertSchema),
 });
 
-export type AlertmanagerPayload = z.infer<typeof alertmanagerPayloadSchema>;
+export type AlertmanagerPayload = z.output<typeof alertmanagerPayloadSchema>;
 export type AlertmanagerAlert = AlertmanagerPayload['alerts'][number];
 
 const stringMap = { type: 'object', additionalProperties: { type: 'string' } } as const;
@@ -82,6 +91,32 @@ export function describePayloadIssues(error: z.ZodError): string {
 }
 
 // ---- What an alert becomes ----
+
+/** Longest label name taken: Prometheus's own are short identifiers. */
+export const MAX_LABEL_NAME_BYTES = 128;
+/** Longest label value taken: a tenant label becomes a search attribute, which Temporal keeps under 2 KiB. */
+export const MAX_LABEL_VALUE_BYTES = 1024;
+
+/** Why an alert's labels are too large to act on, or null; the alert is then answered ignored with this reason. */
+export function labelsProblem(labels: Record<string, string>): string | null {
+  for (const [name, value] of Object.entries(labels)) {
+    const nameBytes = Buffer.byteLength(name, 'utf8');
+    if (nameBytes > MAX_LABEL_NAME_BYTES) {
+      return (
+        `a label name of ${nameBytes} bytes (${name.slice(0, 32)}...): billops takes label names of at most ` +
+        `${MAX_LABEL_NAME_BYTES} bytes; fix the alerting rule`
+      );
+    }
+    const valueBytes = Buffer.byteLength(value, 'utf8');
+    if (valueBytes > MAX_LABEL_VALUE_BYTES) {
+      return (
+        `label ${name} is ${valueBytes} bytes long: billops takes label values of at most ` +
+        `${MAX_LABEL_VALUE_BYTES} bytes; fix the alerting rule (long text belongs in an annotation)`
+      );
+    }
+  }
+  return null;
+}
 
 const PROCESSORS = ['stripe', 'paystack'] as const;
 

@@ -15,6 +15,7 @@ import {
   alertmanagerPayloadSchema,
   describePayloadIssues,
   incidentInputForAlert,
+  labelsProblem,
   paramsProblem,
   payloadJsonSchema,
   type AlertmanagerAlert,
@@ -115,6 +116,8 @@ async function handleAlert(
     fingerprint: alert.fingerprint,
     status: alert.status,
   };
+  const tooLarge = labelsProblem(alert.labels);
+  if (tooLarge) return { ...base, outcome: 'ignored', reason: tooLarge };
   const decision = routeAlert(settings.routing, alert.labels);
   if ('ignored' in decision) return { ...base, outcome: 'ignored', reason: decision.ignored };
   const { kind } = decision.route;

@@ -4,6 +4,7 @@ import type { BillingTier } from '../../domain/policy';
 import type { ActionContext } from '../../paymentEvents/act';
 import { processEvent, type Processed } from '../../paymentEvents/process';
 import { recordRejected, type FinishBatcher } from '../../db/webhookEvents';
+import { storableJsonBody } from '../../db/storable';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../../domain/paymentEvents';
 import { recordDelivery, type DeliveryOutcome, type WebhookMetrics } from './metrics';
 import type { PendingWrites } from './pendingWrites';
@@ -27,6 +28,8 @@ export interface ProviderReader {
   provider: WebhookProvider;
   verify(rawBody: Buffer): Verified;
   read(body: unknown, rawBody: Buffer): VerifiedEvent;
+  /** The key and type of a body `read` refused, when it names them; absent: such a body is answered 400. */
+  identify?(body: unknown, rawBody: Buffer): { key: string; type: string } | undefined;
 }
 
 export interface DeliveryAnswer {
@@ -60,12 +63,21 @@ async function answerDelivery(
   }
   if (!verified.ok) return { outcome: 'malformed', ...problem(400, verified.reason) };
 
+  // Read as it will be stored: a \u0000 or lone surrogate escape reads as U+FFFD (db/storable.ts).
+  const storable = storableJsonBody(rawBody);
+  const body = storable.raw ? (JSON.parse(storable.text) as unknown) : verified.body;
   let event: VerifiedEvent;
+  let malformed = false;
   try {
-    event = reader.read(verified.body, rawBody);
+    event = reader.read(body, rawBody);
   } catch (err) {
-    if (err instanceof MalformedEventError) return { outcome: 'malformed', ...problem(400, err.message) };
-    throw err;
+    if (!(err instanceof MalformedEventError)) throw err;
+    // Signed and named, though its content cannot be read: stored as ignored with the reason, so a person can see it
+    // and a second delivery is a duplicate. Without an id and type there is no key to store it under.
+    const identity = reader.identify?.(body, rawBody);
+    if (!identity) return { outcome: 'malformed', ...problem(400, err.message) };
+    event = { provider, ...identity, intent: { kind: 'ignore', reason: `malformed event: ${err.message}` } };
+    malformed = true;
   }
 
   // Stored before acting: from here on a replayed delivery finds the row, and only a failed one is acted on again.
@@ -109,21 +121,26 @@ async function answerDelivery(
         { err: processed.error, provider, event: event.key },
         'webhook event stored but not processed',
       );
-      // The details stay in webhook_events.error and the log; the provider only needs to know to retry.
+      // Stored, so never a 5xx (DESIGN.md "HTTP ingress"): the row stays failed for `billops webhooks retry` or a
+      // retried delivery. The details stay in webhook_events.error and the log.
       return {
         outcome: 'failed',
-        ...problem(
-          500,
-          `event ${event.key} is stored but could not be processed; a retried delivery will process it`,
-        ),
+        statusCode: 200,
+        body: {
+          received: true,
+          status: 'failed',
+          reason:
+            `event ${event.key} is stored but could not be acted on; it is kept as failed and acted on by ` +
+            '`billops webhooks retry` or a retried delivery',
+        },
       };
     case 'done': {
       const { done } = processed;
       if (done.tenantUnknown) ctx.metrics.unknownTenant?.inc({ provider });
-      const body: Record<string, unknown> = { received: true, status: done.status };
-      if (done.workflowId) body.workflowId = done.workflowId;
-      if (done.note) body.reason = done.note;
-      return { outcome: done.status, statusCode: 200, body };
+      const answer: Record<string, unknown> = { received: true, status: done.status };
+      if (done.workflowId) answer.workflowId = done.workflowId;
+      if (done.note) answer.reason = done.note;
+      return { outcome: malformed ? 'malformed' : done.status, statusCode: 200, body: answer };
     }
   }
 }

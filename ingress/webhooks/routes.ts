@@ -11,9 +11,9 @@ import { FinishBatcher } from '../../db/webhookEvents';
 import type { WebhookProvider } from '../../domain/paymentEvents';
 import { recordDelivery, type WebhookMetrics } from './metrics';
 import { PendingWrites } from './pendingWrites';
-import { readPaystackEvent } from '../../paymentEvents/read/paystack';
+import { identifyPaystackEvent, readPaystackEvent } from '../../paymentEvents/read/paystack';
 import { verifyPaystack, verifyStripe } from './signatures';
-import { readStripeEvent } from '../../paymentEvents/read/stripe';
+import { identifyStripeEvent, readStripeEvent } from '../../paymentEvents/read/stripe';
 import { LEASE_SECONDS, TEMPORAL_TIMEOUT_MS } from '../../paymentEvents/process';
 
 export type { WebhookMetrics } from './metrics';
@@ -28,7 +28,7 @@ export interface WebhookSettings {
   stripeWebhookSecret?: string;
   /** PAYSTACK_WEBHOOK_SECRET where set, else PAYSTACK_SECRET_KEY; without either /webhooks/paystack answers 503. */
   paystackSecret?: string;
-  /** How long a Temporal call may take before the delivery is answered 500; default 10 s, inside providers' timeouts. */
+  /** How long a Temporal call may take before the event is kept failed (answered 2xx); default 10 s, inside providers' timeouts. */
   temporalTimeoutMs?: number;
   /** How long a delivery's claim on an event keeps a concurrent delivery out; default 60 s. */
   claimLeaseSeconds?: number;
@@ -109,6 +109,7 @@ function routes(deps: WebhookDependencies): WebhookRoute[] {
         provider: 'stripe',
         verify: (rawBody) => verifyStripe(rawBody, headers['stripe-signature'], secret),
         read: (body) => readStripeEvent(body),
+        identify: (body) => identifyStripeEvent(body),
       }),
     },
     {
@@ -121,6 +122,7 @@ function routes(deps: WebhookDependencies): WebhookRoute[] {
         provider: 'paystack',
         verify: (rawBody) => verifyPaystack(rawBody, headers['x-paystack-signature'], secret),
         read: (body, rawBody) => readPaystackEvent(body, rawBody),
+        identify: (body, rawBody) => identifyPaystackEvent(body, rawBody),
       }),
     },
   ];

@@ -1,7 +1,16 @@
 // Small readers shared by the Stripe and Paystack event parsers: tenant and invoice ids in metadata, event categories, zod messages.
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { WebhookProvider } from '../../domain/paymentEvents';
 import { TENANT_ID_FORMAT } from '../../domain/vocabulary';
+
+/** Longest event key kept: well inside what the unique index on (provider, event_key) takes. */
+export const MAX_EVENT_KEY_LENGTH = 255;
+
+/** An event id or name that can be part of a row's key: not blank, not longer than MAX_EVENT_KEY_LENGTH. */
+export const eventKeyText = z
+  .string()
+  .max(MAX_EVENT_KEY_LENGTH)
+  .refine((value) => value.trim() !== '', 'must not be blank');
 
 /** metadata.tenant_id when it has the shape of a tenant id; anything else names no tenant. */
 export function pickTenantId(metadata: Record<string, unknown> | null | undefined): string | undefined {

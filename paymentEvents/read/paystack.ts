@@ -7,7 +7,14 @@ import {
   type VerifiedEvent,
   type WebhookIntent,
 } from '../../domain/paymentEvents';
-import { describeIssues, incidentCategory, invoiceIdIn, pickTenantId } from './fields';
+import {
+  describeIssues,
+  eventKeyText,
+  incidentCategory,
+  invoiceIdIn,
+  MAX_EVENT_KEY_LENGTH,
+  pickTenantId,
+} from './fields';
 
 /** Paystack's default currency: an event that names none is in naira, its amount in kobo. */
 const DEFAULT_CURRENCY = 'NGN';
@@ -27,7 +34,7 @@ const customer = z.object({ customer_code: z.string().nullish(), metadata: payst
 const currency = z.string().regex(/^[A-Za-z]{3}$/, 'must be a three-letter currency code');
 const timestamp = z.string().nullish();
 
-const eventSchema = z.object({ event: z.string().min(1), data: z.record(z.string(), z.unknown()) });
+const eventSchema = z.object({ event: eventKeyText, data: z.record(z.string(), z.unknown()) });
 
 const chargeSchema = z.object({
   reference: z.string().min(1),
@@ -64,10 +71,30 @@ export function readPaystackEvent(body: unknown, rawBody: Buffer): VerifiedEvent
   return { provider: 'paystack', key: eventKey(type, data, rawBody), type, intent: intentOf(type, data) };
 }
 
-/** Paystack has no event id: the event name plus the object's reference (or id) identifies a delivery's content. */
+/**
+ * The key and event name of a body readPaystackEvent refused, when it has an event name: a signed event whose content
+ * cannot be read is still stored under its key, so a second delivery of it is a duplicate.
+ */
+export function identifyPaystackEvent(
+  body: unknown,
+  rawBody: Buffer,
+): { key: string; type: string } | undefined {
+  const parsed = z.object({ event: eventKeyText, data: z.unknown() }).safeParse(body);
+  if (!parsed.success) return undefined;
+  const { event: type, data } = parsed.data;
+  const fields = typeof data === 'object' && data !== null && !Array.isArray(data) ? data : {};
+  return { key: eventKey(type, fields as Record<string, unknown>, rawBody), type };
+}
+
+/**
+ * Paystack has no event id: the event name plus the object's reference (or id) identifies a delivery's content; a
+ * reference too long for a key gives way to the digest of the body.
+ */
 function eventKey(type: string, data: Record<string, unknown>, rawBody: Buffer): string {
   const id = [data.reference, data.id, data.invoice_code].find(
-    (v): v is string | number => (typeof v === 'string' && v.trim() !== '') || typeof v === 'number',
+    (v): v is string | number =>
+      (typeof v === 'string' && v.trim() !== '' && v.length <= MAX_EVENT_KEY_LENGTH - type.length - 1) ||
+      typeof v === 'number',
   );
   return `${type}:${id ?? `sha256-${createHash('sha256').update(rawBody).digest('hex')}`}`;
 }

@@ -7,16 +7,17 @@ import {
   type VerifiedEvent,
   type WebhookIntent,
 } from '../../domain/paymentEvents';
-import { describeIssues, incidentCategory, pickTenantId, seconds } from './fields';
+import { describeIssues, eventKeyText, incidentCategory, pickTenantId, seconds } from './fields';
 
 const metadata = z.record(z.string(), z.unknown()).nullish();
 /** A Stripe reference that may or may not be expanded into its object. */
 const expandable = z.union([z.string(), z.object({ id: z.string(), metadata }).passthrough()]).nullish();
 type Expandable = z.infer<typeof expandable>;
 
-const eventSchema = z.object({
-  id: z.string().min(1),
-  type: z.string().min(1),
+/** What names a stored event: its id (the key of its row, so short enough for the unique index) and its type. */
+const identitySchema = z.object({ id: eventKeyText, type: z.string().min(1) });
+
+const eventSchema = identitySchema.extend({
   created: z.number().int().optional(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
@@ -63,6 +64,15 @@ export function readStripeEvent(body: unknown): VerifiedEvent {
   if (!parsed.success) throw new MalformedEventError(`not a Stripe event: ${describeIssues(parsed.error)}`);
   const event = parsed.data;
   return { provider: 'stripe', key: event.id, type: event.type, intent: intentOf(event) };
+}
+
+/**
+ * The id and type of a body readStripeEvent refused, when it has them: a signed event whose content cannot be read is
+ * still stored under its key, so a second delivery of it is a duplicate.
+ */
+export function identifyStripeEvent(body: unknown): { key: string; type: string } | undefined {
+  const parsed = identitySchema.safeParse(body);
+  return parsed.success ? { key: parsed.data.id, type: parsed.data.type } : undefined;
 }
 
 function intentOf(event: z.infer<typeof eventSchema>): WebhookIntent {

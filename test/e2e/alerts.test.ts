@@ -564,6 +564,110 @@ describe('POST /alerts/alertmanager', () => {
     expect(await exists(`incident-stuck_transactions-${fp}`)).toBe(false);
   });
 
+  describe('hostile input', () => {
+    /** A notification of one firing alert of the test rule, to be spoiled. */
+    const hostile = () =>
+      notification([{ alertname: TEST_ALERT, fingerprint: fingerprint() }]) as {
+        alerts: Record<string, unknown>[];
+      };
+
+    function withAlert(change: (alert: Record<string, unknown>) => void): Record<string, unknown> {
+      const body = hostile();
+      change(body.alerts[0]!);
+      return body;
+    }
+
+    it.each([
+      ['a NUL escape in a label value', String.raw`"labels":{"alertname":"${TEST_ALERT}","team":"a\u0000b"`],
+      [
+        'a lone surrogate escape in a label value',
+        String.raw`"labels":{"alertname":"${TEST_ALERT}","team":"x\ud800"`,
+      ],
+      [
+        'a lone surrogate escape in a label name',
+        String.raw`"labels":{"alertname":"${TEST_ALERT}","\udc00":"x"`,
+      ],
+      [
+        'a NUL escape in the tenant label',
+        String.raw`"labels":{"alertname":"${TEST_ALERT}","tenant_id":"t\u0000"`,
+      ],
+    ])('answers an alert with %s 2xx, per alert', async (_name, labels) => {
+      const fp = fingerprint();
+      const text = JSON.stringify(notification([{ alertname: TEST_ALERT, fingerprint: fp }])).replace(
+        `"labels":{"alertname":"${TEST_ALERT}"`,
+        labels,
+      );
+
+      const answer = await post(idleBase, text);
+
+      expect(answer.status).toBe(200);
+      expect(answer.body.results).toEqual([expect.objectContaining({ fingerprint: fp })]);
+    });
+
+    it('answers an alert whose summary carries a NUL and a lone surrogate escape 2xx, opening its incident', async () => {
+      const fp = fingerprint();
+      const text = JSON.stringify(
+        notification([{ alertname: TEST_ALERT, fingerprint: fp, summary: 'stuck SUMMARY' }]),
+      ).replace('SUMMARY', String.raw`\u0000 \ud800 payments`);
+
+      const answer = await post(idleBase, text);
+
+      expect(answer.status).toBe(200);
+      expect(answer.body.results).toEqual([
+        expect.objectContaining({ fingerprint: fp, outcome: 'incident' }),
+      ]);
+      const summary = await client.workflow.getHandle(answer.body.results![0]!.workflowId!).describe();
+      expect(await summary.staticSummary()).toMatch(/ · stuck \ufffd \ufffd payments$/);
+    });
+
+    it.each([
+      ['a tenant label of 8 KiB', { tenant_id: 't'.repeat(8 * 1024) }],
+      ['a label value of 8 KiB', { team: 'x'.repeat(8 * 1024) }],
+      ['a label name of 2 KiB', { ['n'.repeat(2 * 1024)]: 'x' }],
+    ])('answers an alert with %s 2xx, ignored with the reason, and opens nothing', async (_name, labels) => {
+      const fp = fingerprint();
+      const answer = await post(idleBase, notification([{ alertname: TEST_ALERT, fingerprint: fp, labels }]));
+
+      expect(answer.status).toBe(200);
+      expect(answer.body.results).toEqual([
+        expect.objectContaining({
+          fingerprint: fp,
+          outcome: 'ignored',
+          reason: expect.stringMatching(/label/),
+        }),
+      ]);
+      expect(await exists(`incident-stuck_transactions-${fp}`)).toBe(false);
+    });
+
+    it.each([
+      ['labels with a number', withAlert((a) => ((a.labels as Record<string, unknown>).team = 42))],
+      ['labels with an object', withAlert((a) => ((a.labels as Record<string, unknown>).team = { a: 1 }))],
+      ['labels an array', withAlert((a) => (a.labels = ['alertname']))],
+      ['annotations a string', withAlert((a) => (a.annotations = 'summary'))],
+      ['a fingerprint with a NUL', withAlert((a) => (a.fingerprint = 'ab\u0000cd'))],
+      ['startsAt a number', withAlert((a) => (a.startsAt = 12))],
+      ['an alert that is null', { ...hostile(), alerts: [null] }],
+      ['alerts an object', { ...hostile(), alerts: { 0: {} } }],
+      ['a body that is null', null],
+      ['a body that is a string', 'alerts'],
+      ['a body that is an array', [hostile()]],
+    ])('refuses a notification with %s with 400 and the reason', async (_name, body) => {
+      const answer = await post(base, JSON.stringify(body));
+
+      expect(answer.status).toBe(400);
+      expect(String(answer.body.message)).toMatch(
+        /^not an Alertmanager webhook notification \(version 4\): /,
+      );
+    });
+
+    it('refuses a body nested too deeply with 4xx', async () => {
+      const answer = await post(base, `{"version":"4","alerts":${'['.repeat(5000)}${']'.repeat(5000)}}`);
+
+      expect(answer.status).toBeGreaterThanOrEqual(400);
+      expect(answer.status).toBeLessThan(500);
+    });
+  });
+
   it('answers 500 when Temporal refuses (so Alertmanager retries), and never logs the token', async () => {
     const lines: string[] = [];
     const stream = new Writable({

@@ -1,5 +1,5 @@
 // Payment webhooks through Fastify's inject against the dev server, a worker and PostgreSQL: verification, dedup, dunning.
-import { randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry } from 'prom-client';
@@ -514,7 +514,7 @@ describe('payment webhooks on the HTTP ingress', () => {
     expect((await ourInvoice('stripe', secondStripeInvoice.stripeId))?.status).toBe('paid');
   });
 
-  it('answers 500 and marks the event failed when Temporal is unreachable; the provider’s retry processes it', async () => {
+  it('answers 2xx and keeps the event failed when Temporal is unreachable; the provider’s retry processes it', async () => {
     const customer = `cus_${unique()}`;
     const mapped = await insertTenant(deps.pool, 'enterprise');
     await deps.pool.query('UPDATE tenants SET stripe_customer_id = $2 WHERE id = $1', [mapped.id, customer]);
@@ -531,8 +531,9 @@ describe('payment webhooks on the HTTP ingress', () => {
 
     const failed = await postStripe(payload, stripeHeader(payload), temporalDown);
 
-    expect(failed.statusCode).toBe(500);
-    expect(failed.json().message).toMatch(/stored but could not be processed/);
+    expect(failed.statusCode).toBe(200);
+    expect(failed.json()).toMatchObject({ received: true, status: 'failed' });
+    expect(failed.json().reason).toMatch(/stored but could not be acted on/);
     const row = await eventRow('stripe', eventId);
     expect(row).toMatchObject({ status: 'failed', attempts: 1 });
     expect(row!.error).toBeTruthy();
@@ -622,7 +623,8 @@ describe('payment webhooks on the HTTP ingress', () => {
       stripeEvent('invoice.payment_failed', stripeInvoice({ customer: `cus_${unique()}` }), unknownId),
     );
 
-    expect(mismatch.statusCode).toBe(500);
+    expect(mismatch.statusCode).toBe(200);
+    expect(mismatch.json()).toMatchObject({ received: true, status: 'failed' });
     const failedRow = await eventRow('stripe', mismatchId);
     expect(failedRow).toMatchObject({ status: 'failed', tenant_id: named.id });
     expect(failedRow!.error).toMatch(/^InvoiceOwnerMismatchError: /);
@@ -750,7 +752,7 @@ describe('payment webhooks on the HTTP ingress', () => {
 
     const refused = await deliver(refusedEnd);
 
-    expect(refused.statusCode).toBe(500);
+    expect(refused).toMatchObject({ statusCode: 200, body: { received: true, status: 'failed' } });
     const row = await eventRow('stripe', eventKey);
     expect(row).toMatchObject({ status: 'failed', tenant_id: tenantId, attempts: 1 });
     expect(row!.error).toMatch(/invoices_period_ordered/);
@@ -786,6 +788,250 @@ describe('payment webhooks on the HTTP ingress', () => {
     expect(stripe.json().message).toMatch(/STRIPE_WEBHOOK_SECRET/);
     expect(paystack.statusCode).toBe(503);
     expect(paystack.json().message).toMatch(/PAYSTACK_WEBHOOK_SECRET/);
+  });
+
+  // ---- Hostile input ----
+
+  describe('hostile input', () => {
+    interface HostileCase {
+      name: string;
+      provider: 'stripe' | 'paystack';
+      /** The bytes sent, signed as they are. */
+      body: Buffer;
+      /** The key the event is stored under. */
+      key: string;
+      status: 'ignored' | 'stored_for_incident';
+      /** The payload had to be cleaned: raw_body keeps the bytes. */
+      cleaned: boolean;
+      /** What the answer's reason says. */
+      reason?: RegExp;
+    }
+
+    const stripeBytes = (type: string, object: unknown, id: string) =>
+      Buffer.from(JSON.stringify({ id, object: 'event', created: nowSeconds(), type, data: { object } }));
+    const paystackBytes = (event: string, data: unknown) => Buffer.from(JSON.stringify({ event, data }));
+
+    function hostileCases(): HostileCase[] {
+      const stripeCase = (
+        name: string,
+        type: string,
+        object: unknown,
+        expected: Pick<HostileCase, 'status' | 'cleaned' | 'reason'>,
+        id = `evt_${unique()}`,
+        key = id,
+      ): HostileCase => ({ name, provider: 'stripe', body: stripeBytes(type, object, id), key, ...expected });
+      const nulId = `evt_${unique()}`;
+      const reference = `ref-${unique()}`;
+      const arrayData = paystackBytes('charge.failed', [{ reference: `ref-${unique()}` }]);
+      const invalidUtf8 = Buffer.concat([
+        Buffer.from(`{"event":"charge.success","data":{"reference":"ref-${unique()}","note":"`),
+        Buffer.from([0xff, 0xfe, 0xc3]),
+        Buffer.from('","amount":100}}'),
+      ]);
+      return [
+        stripeCase(
+          'NUL escape in a value',
+          'product.created',
+          { id: 'prod_1', name: 'a\u0000b' },
+          {
+            status: 'ignored',
+            cleaned: true,
+          },
+        ),
+        stripeCase(
+          'lone high surrogate escape',
+          'product.created',
+          { id: 'prod_2', name: 'x\ud800y' },
+          {
+            status: 'ignored',
+            cleaned: true,
+          },
+        ),
+        stripeCase(
+          'lone low surrogate escape in a key',
+          'product.created',
+          { ['k\udc00']: 1 },
+          {
+            status: 'ignored',
+            cleaned: true,
+          },
+        ),
+        stripeCase(
+          'NUL escape in the event id',
+          'product.created',
+          { id: 'prod_3' },
+          { status: 'ignored', cleaned: true },
+          `${nulId}\u0000`,
+          `${nulId}\ufffd`,
+        ),
+        stripeCase(
+          'NUL in an unpaid invoice for an unknown customer',
+          'invoice.payment_failed',
+          stripeInvoice({ customer: `cus_${unique()}\u0000`, extra: { description: '\u0000' } }),
+          { status: 'ignored', cleaned: true },
+        ),
+        stripeCase(
+          'an escaped backslash before u0000 (not an escape: kept as sent)',
+          'product.created',
+          { id: 'prod_4', name: 'C:\\u0000' },
+          { status: 'ignored', cleaned: false },
+        ),
+        stripeCase(
+          'amount_due a string',
+          'invoice.payment_failed',
+          stripeInvoice({ extra: { amount_due: 'abc' } }),
+          { status: 'ignored', cleaned: false, reason: /^malformed event: .*data\.object\.amount_due/ },
+        ),
+        stripeCase('data.object an array', 'invoice.payment_failed', [1, 2, 3], {
+          status: 'ignored',
+          cleaned: false,
+          reason: /^malformed event: not a Stripe event: data\.object/,
+        }),
+        stripeCase(
+          'metadata values that are objects',
+          'invoice.payment_failed',
+          stripeInvoice({ extra: { metadata: { tenant_id: { id: 'tnt' }, nested: { a: [1] } } } }),
+          { status: 'ignored', cleaned: false, reason: /no tenant/i },
+        ),
+        stripeCase(
+          'metadata an array, on a refund',
+          'charge.refunded',
+          { id: 'ch_1', metadata: ['tenant_id'], customer: { nested: true } },
+          { status: 'stored_for_incident', cleaned: false },
+        ),
+        {
+          name: 'Paystack: NUL and lone surrogate escapes in the reference',
+          provider: 'paystack',
+          body: paystackBytes('charge.success', { reference: `${reference}\u0000\ud800`, amount: 100 }),
+          key: `charge.success:${reference}\ufffd\ufffd`,
+          status: 'ignored',
+          cleaned: true,
+        },
+        {
+          name: 'Paystack: data an array',
+          provider: 'paystack',
+          body: arrayData,
+          key: `charge.failed:sha256-${createHash('sha256').update(arrayData).digest('hex')}`,
+          status: 'ignored',
+          cleaned: false,
+          reason: /^malformed event: not a Paystack event: data/,
+        },
+        {
+          name: 'Paystack: bytes that are not UTF-8',
+          provider: 'paystack',
+          body: invalidUtf8,
+          key: `charge.success:${/"reference":"([^"]+)"/.exec(invalidUtf8.toString('latin1'))![1]}`,
+          status: 'ignored',
+          cleaned: true,
+        },
+      ];
+    }
+
+    async function deliver(provider: 'stripe' | 'paystack', body: Buffer) {
+      const timestamp = nowSeconds();
+      const headers =
+        provider === 'stripe'
+          ? {
+              'stripe-signature': `t=${timestamp},v1=${createHmac('sha256', STRIPE_SECRET)
+                .update(`${timestamp}.`)
+                .update(body)
+                .digest('hex')}`,
+            }
+          : { 'x-paystack-signature': createHmac('sha512', PAYSTACK_SECRET).update(body).digest('hex') };
+      const answer = await app.inject({
+        method: 'POST',
+        url: `/webhooks/${provider}`,
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: body,
+      });
+      await writes.settled();
+      return answer;
+    }
+
+    async function rawBodyOf(provider: string, key: string): Promise<Buffer | null | undefined> {
+      const { rows } = await deps.pool.query<{ raw_body: Buffer | null }>(
+        'SELECT raw_body FROM webhook_events WHERE provider = $1 AND event_key = $2',
+        [provider, key],
+      );
+      return rows[0]?.raw_body;
+    }
+
+    it.each(hostileCases().map((c) => [c.name, c] as const))(
+      'stores a signed event with %s, answers it 2xx with the reason, and a second delivery is a duplicate',
+      async (_name, c) => {
+        const first = await deliver(c.provider, c.body);
+
+        expect(first.statusCode).toBe(200);
+        expect(first.json()).toMatchObject({ received: true, status: c.status });
+        if (c.reason) expect(first.json().reason).toMatch(c.reason);
+        expect(await eventRow(c.provider, c.key)).toMatchObject({ status: c.status, attempts: 1 });
+        const raw = await rawBodyOf(c.provider, c.key);
+        if (c.cleaned) expect(raw && raw.equals(c.body)).toBe(true);
+        else expect(raw).toBeNull();
+
+        const second = await deliver(c.provider, c.body);
+
+        expect(second.statusCode).toBe(200);
+        expect(second.json()).toEqual({ received: true, duplicate: true });
+        expect(await eventRow(c.provider, c.key)).toMatchObject({ status: c.status, attempts: 1 });
+      },
+    );
+
+    it.each([
+      ['an event id too long for a key', stripeBytes('product.created', {}, `evt_${'x'.repeat(5000)}`)],
+      ['a blank event id', stripeBytes('product.created', {}, '   ')],
+      ['an id that is a number', stripeBytes('product.created', {}, 42 as unknown as string)],
+      ['a body that is an array', Buffer.from('[{"id":"evt_1"}]')],
+      ['a body that is null', Buffer.from('null')],
+    ])('refuses a signed Stripe body with %s with 400 and the reason', async (_name, body) => {
+      const answer = await deliver('stripe', body);
+
+      expect(answer.statusCode).toBe(400);
+      expect(answer.json().message).toMatch(/^not a Stripe event: /);
+    });
+
+    it('refuses a signed Paystack event name too long for a key with 400 and the reason', async () => {
+      const answer = await deliver('paystack', paystackBytes('x'.repeat(5000), { reference: 'r' }));
+
+      expect(answer.statusCode).toBe(400);
+      expect(answer.json().message).toMatch(/^not a Paystack event: event: /);
+    });
+
+    it('keeps a delivery Temporal cannot take as failed, answered 2xx; `webhooks retry` acts on it once Temporal is back', async () => {
+      const tenant = await insertTenant(deps.pool, 'pro');
+      const unreachable = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) });
+      cleanups.push(() => unreachable.connection.close());
+      const temporalDown = await buildApp({ client: unreachable, temporalTimeoutMs: 1500 });
+      const eventId = `evt_${unique()}`;
+      const payload = stripeEvent(
+        'invoice.payment_failed',
+        stripeInvoice({ metadata: { tenant_id: tenant.id, note: 'a\u0000b' }, amountDue: 6_100 }),
+        eventId,
+      );
+
+      const answer = await postStripe(payload, stripeHeader(payload), temporalDown);
+
+      expect(answer.statusCode).toBe(200);
+      expect(answer.json()).toMatchObject({ received: true, status: 'failed' });
+      expect(answer.json().reason).toMatch(/billops webhooks retry/);
+      expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'failed', attempts: 1 });
+      expect((await rawBodyOf('stripe', eventId))?.toString('utf8')).toBe(payload);
+      await expectNoWorkflow(tenant.id);
+
+      const report = await retryFailedWebhooks(
+        { pool: deps.pool, client, taskQueue, policy: defaultPolicy, billingPortalUrl: TEST_PORTAL_URL },
+        { hours: 1 },
+      );
+
+      expect(report.events.find((e) => e.eventKey === eventId)).toMatchObject({
+        outcome: 'processed',
+        workflowId: dunningWorkflowId(tenant.id),
+      });
+      expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'processed', attempts: 2 });
+      const status = await settledStatus(tenant.id, 1);
+      expect(status.outstandingInvoices).toEqual([expect.objectContaining({ amountMinor: 6_100 })]);
+      expect((await postStripe(payload)).json()).toEqual({ received: true, duplicate: true });
+    });
   });
 
   // ---- Paystack ----
