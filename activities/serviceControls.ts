@@ -1,102 +1,74 @@
-// Service control activities: the runbook's soft limit, hard limit, suspension and "Restore Service" as idempotent upserts.
+// Service control activities: the runbook's soft limit, hard limit, suspension and "Restore Service", each on the
+// calling source's own hold; the enforced controls are the most restrictive active hold (domain/serviceControls.ts).
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ClientBase, Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import {
+  changeServiceControlHold,
+  liftServiceControlHold,
+  readServiceControls,
+  tenantDeletedAt,
+  type EnforcedServiceControls,
+} from '../db/serviceControls';
+import {
+  isServiceControlSource,
+  SERVICE_CONTROL_SOURCES,
+  sourceOf,
+  type ServiceControlSource,
+} from '../domain/serviceControls';
 import { describeQueued, queueWhileReadOnly, type QueueableActivity } from './readOnlyGuard';
 
-/** What the API gateway enforces for a tenant right now (the service_controls row). */
-export interface ServiceControls {
-  tenantId: string;
-  /** 100 is normal capacity; the soft limit is 10. */
-  rateLimitPercent: number;
-  apiBlocked: boolean;
-  suspended: boolean;
-  readOnly: boolean;
-  reason: string | null;
-  workflowId: string | null;
-  updatedBy: string;
-  /** ISO-8601 UTC. */
-  updatedAt: string;
+export type { ServiceControlSource } from '../domain/serviceControls';
+
+/** What the API gateway enforces for a tenant right now (the service_controls row), with the holds behind it. */
+export interface ServiceControls extends EnforcedServiceControls {
   /** Set when billing was read-only (a billing system outage): the change is queued, these are the controls as they are. */
   queuedOperation?: { id: number; status: string; detail: string };
 }
 
-/** Who changes the controls and why; copied into the service_control_changes history by trigger. */
+/** Who changes the controls and why; recorded in service_control_hold_changes. */
 export interface ServiceControlChangeContext {
   tenantId: string;
   workflowId: string;
   operator: string;
   reason: string;
+  /**
+   * Whose hold this changes: `dunning`, `overage`, `incident`, `operator` or `maintenance`. A request without one (recorded
+   * before sources existed) is read from its workflow id prefix `dunning-`/`overage-`/`incident-`, else `operator`.
+   */
+  source?: ServiceControlSource;
 }
 
-/** The fields to set; a field left out keeps its current value. */
+/** The fields of the source's hold to set; a field left out keeps its current value. */
 export interface ServiceControlFields {
   rateLimitPercent?: number;
   apiBlocked?: boolean;
   suspended?: boolean;
   readOnly?: boolean;
+  /** ISO-8601: the hold stops counting then (taken into account at the tenant's next change); null: open-ended. */
+  until?: string | null;
 }
 
 export type ApplyServiceControlsRequest = ServiceControlChangeContext & ServiceControlFields;
 
-interface ServiceControlsRow {
-  tenant_id: string;
-  rate_limit_percent: number;
-  api_blocked: boolean;
-  suspended: boolean;
-  read_only: boolean;
-  reason: string | null;
-  workflow_id: string | null;
-  updated_by: string;
-  updated_at: Date;
-}
-
-/** Runbook "Restore Service: remove suspension flags, clear rate limits". */
-const RESTORED: Required<ServiceControlFields> = {
-  rateLimitPercent: 100,
-  apiBlocked: false,
-  suspended: false,
-  readOnly: false,
-};
-
 /**
- * Sets the given fields (and always reason, workflow_id, updated_by) on the tenant's controls, inside the caller's
- * transaction when given one. Returns undefined when the tenant does not exist. The history trigger adds a row
- * only when the enforced state changes, so a retried call leaves the history as it was.
+ * Sets the given fields on the source's hold and re-derives the enforced controls, inside the caller's transaction
+ * when given a client. Returns undefined when the tenant does not exist. A retried call changes and records nothing.
  */
 export async function writeServiceControls(
-  db: Pick<ClientBase, 'query'>,
+  db: Pool | PoolClient,
   change: ApplyServiceControlsRequest,
 ): Promise<ServiceControls | undefined> {
   validate(change);
-  // Upsert from tenants: an unknown tenant inserts nothing, and a tenant missing its controls row gets one.
-  const { rows } = await db.query<ServiceControlsRow>(
-    `INSERT INTO service_controls AS sc
-       (tenant_id, rate_limit_percent, api_blocked, suspended, read_only, reason, workflow_id, updated_by)
-     SELECT t.id, COALESCE($2::smallint, 100), COALESCE($3::boolean, false), COALESCE($4::boolean, false),
-            COALESCE($5::boolean, false), $6, $7, $8
-     FROM tenants t WHERE t.id = $1
-     ON CONFLICT (tenant_id) DO UPDATE SET
-       rate_limit_percent = COALESCE($2::smallint, sc.rate_limit_percent),
-       api_blocked = COALESCE($3::boolean, sc.api_blocked),
-       suspended = COALESCE($4::boolean, sc.suspended),
-       read_only = COALESCE($5::boolean, sc.read_only),
-       reason = EXCLUDED.reason,
-       workflow_id = EXCLUDED.workflow_id,
-       updated_by = EXCLUDED.updated_by
-     RETURNING sc.*`,
-    [
-      change.tenantId,
-      change.rateLimitPercent ?? null,
-      change.apiBlocked ?? null,
-      change.suspended ?? null,
-      change.readOnly ?? null,
-      change.reason,
-      change.workflowId,
-      change.operator,
-    ],
-  );
-  const row = rows[0];
-  return row ? toServiceControls(row) : undefined;
+  const { rateLimitPercent, apiBlocked, suspended, readOnly, until } = change;
+  return changeServiceControlHold(db, {
+    tenantId: change.tenantId,
+    source: sourceOf(change),
+    workflowId: change.workflowId,
+    operator: change.operator,
+    reason: change.reason,
+    fields: definedOnly({ rateLimitPercent, apiBlocked, suspended, readOnly }),
+    until,
+  });
 }
 
 export function createServiceControlActivities(deps: { pool: Pool }) {
@@ -107,13 +79,14 @@ export function createServiceControlActivities(deps: { pool: Pool }) {
   /** Seed 000 "Queue critical operations": while billing is read-only the change waits in queued_operations. */
   async function queuedWhileReadOnly(
     activity: QueueableActivity,
-    req: ServiceControlChangeContext & ServiceControlFields,
+    req: ApplyServiceControlsRequest,
   ): Promise<ServiceControls | null> {
     const queued = await queueWhileReadOnly(deps.pool, {
       kind: req.suspended ? 'suspension' : 'service_control',
       tenantId: req.tenantId,
       activity,
-      request: req,
+      // The source is written out, so the replay changes the same source's hold.
+      request: { ...req, source: sourceOf(req) },
     });
     if (!queued) return null;
     if (queued.status === 'replayed' && queued.result) return queued.result as ServiceControls;
@@ -125,42 +98,39 @@ export function createServiceControlActivities(deps: { pool: Pool }) {
   }
 
   async function current(tenantId: string): Promise<ServiceControls> {
-    const { rows } = await deps.pool.query<ServiceControlsRow>(
-      `SELECT t.id AS tenant_id, COALESCE(sc.rate_limit_percent, 100) AS rate_limit_percent,
-              COALESCE(sc.api_blocked, false) AS api_blocked, COALESCE(sc.suspended, false) AS suspended,
-              COALESCE(sc.read_only, false) AS read_only, sc.reason, sc.workflow_id,
-              COALESCE(sc.updated_by, 'system') AS updated_by, COALESCE(sc.updated_at, t.created_at) AS updated_at
-       FROM tenants t LEFT JOIN service_controls sc ON sc.tenant_id = t.id
-       WHERE t.id = $1`,
-      [tenantId],
-    );
-    const row = rows[0] ?? tenantUnknown(tenantId);
-    return toServiceControls(row);
+    return (await readServiceControls(deps.pool, tenantId)) ?? tenantUnknown(tenantId);
   }
 
   return {
-    /** Soft limit (rateLimitPercent 10), hard limit (apiBlocked), suspension, read-only mode: only the given fields change. */
+    /**
+     * Soft limit (rateLimitPercent 10), hard limit (apiBlocked), suspension, read-only mode on the source's own hold:
+     * only the given fields change; setting them all back to normal lifts that source's hold, never another's.
+     */
     async applyServiceControls(req: ApplyServiceControlsRequest): Promise<ServiceControls> {
       validate(req);
       return (await queuedWhileReadOnly('applyServiceControls', req)) ?? apply(req);
     },
 
-    /** Recovery action "Restore Service": 100% capacity, not blocked, not suspended, not read-only. */
+    /**
+     * Recovery action "Restore Service" for the source: its hold is lifted; what other sources hold (an overage block,
+     * an operator's suspension) stays enforced, and the answer shows it.
+     */
     async restoreService(req: ServiceControlChangeContext): Promise<ServiceControls> {
-      const { rows } = await deps.pool.query<{ deleted_at: Date | null }>(
-        'SELECT deleted_at FROM tenants WHERE id = $1',
-        [req.tenantId],
-      );
-      const tenant = rows[0] ?? tenantUnknown(req.tenantId);
+      validate(req);
+      const deletedAt = await tenantDeletedAt(deps.pool, req.tenantId);
+      if (deletedAt === undefined) tenantUnknown(req.tenantId);
       // Deletion after the 90-day retention is permanent: there is no service left to restore.
-      if (tenant.deleted_at) {
+      if (deletedAt) {
         throw ApplicationFailure.nonRetryable(
-          `tenant ${req.tenantId} was deleted on ${tenant.deleted_at.toISOString()}; its service cannot be restored`,
+          `tenant ${req.tenantId} was deleted on ${deletedAt.toISOString()}; its service cannot be restored`,
           'TenantDeleted',
         );
       }
-      // Queued behind a queued suspension, so the replay ends with the service restored.
-      return (await queuedWhileReadOnly('restoreService', req)) ?? apply({ ...req, ...RESTORED });
+      // Queued behind a queued suspension, so the replay ends with the source's hold lifted.
+      const queued = await queuedWhileReadOnly('restoreService', req);
+      if (queued) return queued;
+      const lifted = await liftServiceControlHold(deps.pool, { ...req, source: sourceOf(req) });
+      return lifted ?? tenantUnknown(req.tenantId);
     },
 
     async getServiceControls(tenantId: string): Promise<ServiceControls> {
@@ -174,6 +144,14 @@ function validate(change: ApplyServiceControlsRequest): void {
   const percent = change.rateLimitPercent;
   if (percent !== undefined && (!Number.isInteger(percent) || percent < 0 || percent > 100)) {
     problems.push(`rateLimitPercent must be a whole number from 0 to 100, got ${percent}`);
+  }
+  if (change.source !== undefined && !isServiceControlSource(change.source)) {
+    problems.push(
+      `source must be one of ${SERVICE_CONTROL_SOURCES.join(', ')}, got ${String(change.source)}`,
+    );
+  }
+  if (change.until != null && !(Date.parse(change.until) > Date.now())) {
+    problems.push(`until must be an ISO-8601 time in the future, got ${change.until}`);
   }
   if (!change.operator?.trim()) problems.push('operator must not be empty');
   if (!change.reason?.trim()) problems.push('reason must not be empty');
@@ -190,17 +168,8 @@ function tenantUnknown(tenantId: string): never {
   throw ApplicationFailure.nonRetryable(`tenant ${tenantId} is not in the tenants table`, 'TenantUnknown');
 }
 
-function toServiceControls(row: ServiceControlsRow): ServiceControls {
-  return {
-    tenantId: row.tenant_id,
-    rateLimitPercent: row.rate_limit_percent,
-    apiBlocked: row.api_blocked,
-    suspended: row.suspended,
-    readOnly: row.read_only,
-    reason: row.reason,
-    workflowId: row.workflow_id,
-    updatedBy: row.updated_by,
-    updatedAt: row.updated_at.toISOString(),
-  };
+function definedOnly<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
+
 export type ServiceControlActivities = ReturnType<typeof createServiceControlActivities>;

@@ -278,6 +278,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
       workflowId: info.workflowId,
       operator: SYSTEM_OPERATOR,
       reason,
+      source: 'dunning',
     });
     state.timeline.push({ at: new Date().toISOString(), event: 'service restored', detail: reason });
   }
@@ -288,6 +289,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
       workflowId: info.workflowId,
       operator: SYSTEM_OPERATOR,
       reason: `dunning ${step.id}: payment not collected`,
+      source: 'dunning' as const,
     };
   }
 }

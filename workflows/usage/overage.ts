@@ -82,6 +82,7 @@ export async function overageWorkflow(input: OverageInput): Promise<OverageStatu
       workflowId: info.workflowId,
       operator,
       reason: why,
+      source: 'overage',
       ...controls,
     });
     await decisions.recordDecision({

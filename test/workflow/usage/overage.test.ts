@@ -1,4 +1,5 @@
 // Overage enforcement on the time-skipping server with real PostgreSQL: Pro throttle/block, Free block, Enterprise review, reset.
+import { createServiceControlActivities } from '../../../activities/serviceControls';
 import { defaultPolicy, type BillingTier } from '../../../domain/policy';
 import {
   overageDecisionSignal,
@@ -166,5 +167,26 @@ describe('overageWorkflow', () => {
       expect(await controls()).toEqual({ rate_limit_percent: 10, api_blocked: false });
       await handle.terminate('test done');
     });
+  });
+
+  it('Pro: lifting the overage block at period end leaves the dunning hard limit in force', async () => {
+    const { tenant, worker, handle, addUsage, controls } = await setUp('pro', 1000);
+    // What workflows/dunning.ts applies at grace + 3 days, under its own workflow id.
+    await createServiceControlActivities({ pool: ts.deps.pool }).applyServiceControls({
+      tenantId: tenant.id,
+      workflowId: `dunning-${tenant.id}`,
+      operator: 'billops',
+      reason: 'dunning hard-limit: payment not collected',
+      rateLimitPercent: 10,
+      apiBlocked: true,
+    });
+    const result = await worker.runUntil(async () => {
+      await addUsage(1500); // 150 %
+      await until(handle, (s) => s.enforced === 'blocked');
+      return handle.result(); // time skips to the period's end
+    });
+    expect(result.enforced).toBe('within_cap');
+    expect(result.timeline.at(-1)?.event).toBe('period ended');
+    expect(await controls()).toEqual({ rate_limit_percent: 10, api_blocked: true });
   });
 });
