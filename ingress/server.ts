@@ -22,7 +22,25 @@ export interface IngressDependencies {
    * with ALERTMANAGER_TOKEN and BILLOPS_ALERT_ROUTES from the environment; without either the route answers 503.
    */
   alerts?: AlertSettings;
+  /** Overrides of INGRESS_TIMEOUTS. */
+  timeouts?: Partial<IngressTimeouts>;
 }
+
+export interface IngressTimeouts {
+  /** The whole request (headers and body) must arrive within this, or the client gets 408: no slow-drip senders. */
+  requestMs: number;
+  /** A connection silent this long (nothing received, nothing sent) is closed. */
+  connectionMs: number;
+  /** An idle keep-alive connection is closed after this; above a gateway's usual 60 s idle timeout. */
+  keepAliveMs: number;
+}
+
+/** Webhook and usage bodies are small and every route answers in seconds when healthy. */
+export const INGRESS_TIMEOUTS: Readonly<IngressTimeouts> = Object.freeze({
+  requestMs: 30_000,
+  connectionMs: 90_000,
+  keepAliveMs: 72_000,
+});
 
 const healthSchema = {
   summary: 'Liveness, with the reachability of the database and Temporal',
@@ -39,7 +57,13 @@ const healthSchema = {
 };
 
 export function buildIngress(deps: IngressDependencies): FastifyInstance {
-  const app = Fastify({ logger: false });
+  const timeouts = { ...INGRESS_TIMEOUTS, ...deps.timeouts };
+  const app = Fastify({
+    logger: false,
+    requestTimeout: timeouts.requestMs,
+    connectionTimeout: timeouts.connectionMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+  });
   const registry = deps.registry ?? new Registry();
   if (!deps.registry) collectDefaultMetrics({ register: registry, prefix: 'billops_' });
   const metrics = createBillopsMetrics(registry, {
