@@ -12,6 +12,7 @@ interface Command {
 // Each group is loaded when used, so `tenants list` does not pay for the Temporal client.
 const db = () => import('./db');
 const tenants = () => import('./tenants');
+const keys = () => import('./keys');
 const dunning = () => import('./dunning');
 const status = () => import('./status');
 const steering = () => import('./steering');
@@ -130,6 +131,24 @@ const commands: Command[] = [
     ],
     summary: 'add a tenant (DATABASE_URL)',
     run: async (args) => (await tenants()).tenantsAdd(args),
+  },
+  {
+    name: 'keys create',
+    synopsis: ['keys create --scope usage:write[,usage:read] [--tenants ID,ID] [--name TEXT] [--json]'],
+    summary: 'an API key for usage producers (all tenants unless --tenants); prints it once (DATABASE_URL)',
+    run: async (args) => (await keys()).keysCreate(args),
+  },
+  {
+    name: 'keys list',
+    synopsis: ['keys list [--json]'],
+    summary: 'API keys: id, name, scopes, tenants, created, last used, revoked; never the key (DATABASE_URL)',
+    run: async (args) => (await keys()).keysList(args),
+  },
+  {
+    name: 'keys revoke',
+    synopsis: ['keys revoke <id>'],
+    summary: 'refuse the key from now on: the ingress answers 401 to it (DATABASE_URL)',
+    run: async (args) => (await keys()).keysRevoke(args),
   },
   {
     name: 'usage backfill',

@@ -1,11 +1,13 @@
 // Bulk loader for usage events: streams an NDJSON or CSV file in batches through the same ingestion as POST /usage/events.
+import { existsSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { extname } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { ingestUsageEvents, type Queryable } from '../db/usage';
+import { authenticateApiKey, LOCAL_API_KEY_FILE } from '../db/apiKeys';
+import { ingestUsageEvents, type Queryable, type UsageProducer } from '../db/usage';
 import { MAX_BATCH_EVENTS } from '../domain/usageEvents';
-import { positiveWholeNumber, UsageError, withDatabase } from './common';
+import { cliConfig, positiveWholeNumber, RefusedError, UsageError, withDatabase } from './common';
 
 export type UsageFileFormat = 'ndjson' | 'csv';
 
@@ -46,6 +48,8 @@ export interface UsageLoadSummary extends UsageLoadCounts {
 }
 
 export interface UsageLoadOptions {
+  /** The producer's API key (scope usage:write): its id scopes the idempotency keys, its tenants bound the file. */
+  apiKey: string;
   /** Events per ingestion call, at most MAX_BATCH_EVENTS. */
   batchSize?: number;
   onProgress?: (progress: UsageLoadProgress) => void;
@@ -137,7 +141,7 @@ function parseCsvLine(line: string, columns: Map<string, number>): { item: unkno
 export async function loadUsageFile(
   db: Queryable,
   path: string,
-  opts: UsageLoadOptions = {},
+  opts: UsageLoadOptions,
 ): Promise<UsageLoadSummary> {
   const batchSize = opts.batchSize ?? DEFAULT_LOAD_BATCH_SIZE;
   if (!Number.isSafeInteger(batchSize) || batchSize <= 0 || batchSize > MAX_BATCH_EVENTS) {
@@ -145,6 +149,7 @@ export async function loadUsageFile(
       `batch size must be a whole number from 1 to ${MAX_BATCH_EVENTS} (got ${batchSize})`,
     );
   }
+  const producer = await producerOf(db, opts.apiKey);
   let format = opts.format ?? formatFromName(path);
   let columns: Map<string, number> | undefined;
   const summary: UsageLoadSummary = {
@@ -167,7 +172,7 @@ export async function loadUsageFile(
         ? await ingestUsageEvents(
             db,
             batch.map((b) => b.item),
-            { maxFutureSkewMs: opts.maxFutureSkewMs },
+            { producer, maxFutureSkewMs: opts.maxFutureSkewMs },
           )
         : undefined;
     for (const r of result?.results ?? []) {
@@ -218,6 +223,31 @@ export async function loadUsageFile(
   return summary;
 }
 
+/** The same checks as the ingress: a known, unrevoked key with scope usage:write. */
+async function producerOf(db: Queryable, apiKey: string): Promise<UsageProducer> {
+  const check = await authenticateApiKey(db, apiKey.trim());
+  if (!check.ok) {
+    const why = check.problem === 'revoked' ? 'has been revoked' : 'is not a billops API key';
+    throw new RefusedError(`the API key ${why}: use one from billops keys create --scope usage:write`);
+  }
+  if (!check.key.scopes.includes('usage:write')) {
+    throw new RefusedError(`API key ${check.key.id} lacks scope usage:write: use a key with it`);
+  }
+  return { keyId: check.key.id, tenants: check.key.tenants };
+}
+
+/** BILLOPS_API_KEY, else the key `npm start` keeps under its data directory. */
+function loaderApiKey(): string {
+  const fromEnv = process.env.BILLOPS_API_KEY?.trim();
+  if (fromEnv) return fromEnv;
+  const file = resolve(__dirname, '..', cliConfig().dataDir, LOCAL_API_KEY_FILE);
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  throw new UsageError(
+    `no API key: set BILLOPS_API_KEY to a key with scope usage:write (billops keys create --scope usage:write), ` +
+      `or run npm start, which keeps one in ${file}`,
+  );
+}
+
 const USAGE = 'usage: tsx cli/usageLoader.ts <file> [--batch-size N] [--format ndjson|csv] [--json]';
 
 /** `tsx cli/usageLoader.ts <file>`: progress on stderr, the summary on stdout; exit 1 when any line was refused. */
@@ -244,8 +274,10 @@ export async function main(args: string[] = process.argv.slice(2)): Promise<numb
       values['batch-size'] === undefined
         ? undefined
         : positiveWholeNumber(values['batch-size'], '--batch-size');
+    const apiKey = loaderApiKey();
     const summary = await withDatabase((pool) =>
       loadUsageFile(pool, file, {
+        apiKey,
         batchSize,
         format,
         onProgress: (p) => {

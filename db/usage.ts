@@ -15,7 +15,14 @@ import {
 /** A pool, or a client inside the caller's transaction. */
 export type Queryable = Pick<ClientBase, 'query'>;
 
+/** Who sends the events: the API key whose id scopes the idempotency keys, and the tenants it may name (null: all). */
+export interface UsageProducer {
+  keyId: string;
+  tenants: readonly string[] | null;
+}
+
 export interface IngestOptions {
+  producer: UsageProducer;
   /** Our clock for the future-timestamp check; now by default. */
   now?: Date;
   maxFutureSkewMs?: number;
@@ -23,22 +30,33 @@ export interface IngestOptions {
 }
 
 /**
- * Validates a batch as sent (snake_case wire events) and records the valid events whose tenant exists and whose
- * meter is known, in one statement; an event whose tenant and idempotency key are already recorded is a duplicate.
- * Every item gets a verdict, and a refused item leaves no trace while the rest of the batch lands.
+ * Validates a batch as sent (snake_case wire events) and records the valid events whose tenant exists, is one the
+ * producer may name, and whose meter is known, in one statement; an event whose tenant and idempotency key this
+ * producer already recorded is a duplicate. Every item gets a verdict, and a refused item leaves no trace while the
+ * rest of the batch lands.
  */
 export async function ingestUsageEvents(
   db: Queryable,
   items: readonly unknown[],
-  opts: IngestOptions = {},
+  opts: IngestOptions,
 ): Promise<UsageBatchSummary> {
   const { valid, rejected } = validateUsageBatch(items, {
     now: opts.now ?? new Date(),
     maxFutureSkewMs: opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS,
     maxBatchEvents: opts.maxBatchEvents ?? MAX_BATCH_EVENTS,
   });
-  const recorded = await recordUsageEvents(db, valid);
-  return summarizeUsageResults([...rejected, ...recorded]);
+  const allowed = opts.producer.tenants ? new Set(opts.producer.tenants) : undefined;
+  const inScope = valid.filter((e) => !allowed || allowed.has(e.tenantId));
+  // Named the same whether the tenant exists or not, so a key limited to some tenants cannot probe for others.
+  const outOfScope: UsageItemResult[] = valid
+    .filter((e) => allowed && !allowed.has(e.tenantId))
+    .map((e) => ({
+      index: e.index,
+      status: 'rejected',
+      reason: `tenant "${e.tenantId}" is outside this API key's tenants`,
+    }));
+  const recorded = await recordUsageEvents(db, opts.producer.keyId, inScope);
+  return summarizeUsageResults([...rejected, ...outOfScope, ...recorded]);
 }
 
 interface VerdictRow {
@@ -56,6 +74,8 @@ interface VerdictRow {
 // meter priced for another tier or tenant, or not priced yet: refusing real usage loses revenue for good, while a
 // recorded event without a rate is simply not billed until someone prices it.
 // Within the batch the first item with a (tenant, key) pair stands for it; later ones are its duplicates.
+// Idempotency keys are the producer's ($7): another producer's event under the same key is a different event. An
+// event recorded before producers were known (no producer) still stands for its key, so a re-send is not counted twice.
 // The `prior` join reads the table as it was before this statement, so it finds only earlier recordings.
 const RECORD_USAGE_EVENTS_SQL = `
 WITH input AS (
@@ -76,14 +96,16 @@ checked AS (
 ),
 candidates AS (
   SELECT DISTINCT ON (tenant_id, idempotency_key) *
-  FROM checked
+  FROM checked ch
   WHERE tenant_known AND NOT tenant_deleted AND meter_known
+    AND NOT EXISTS (SELECT 1 FROM usage_events l WHERE l.tenant_id = ch.tenant_id
+                    AND l.idempotency_key = ch.idempotency_key AND l.producer_key_id IS NULL)
   ORDER BY tenant_id, idempotency_key, idx
 ),
 inserted AS (
-  INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, idempotency_key)
-  SELECT tenant_id, meter, quantity, occurred_at, idempotency_key FROM candidates ORDER BY idx
-  ON CONFLICT (tenant_id, idempotency_key) DO NOTHING
+  INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, idempotency_key, producer_key_id)
+  SELECT tenant_id, meter, quantity, occurred_at, idempotency_key, $7::text FROM candidates ORDER BY idx
+  ON CONFLICT (tenant_id, idempotency_key, producer_key_id) DO NOTHING
   RETURNING tenant_id, idempotency_key
 )
 SELECT c.idx, c.tenant_known, c.tenant_deleted, c.meter_known, cand.idx AS first_idx,
@@ -95,14 +117,24 @@ SELECT c.idx, c.tenant_known, c.tenant_deleted, c.meter_known, cand.idx AS first
 FROM checked c
 LEFT JOIN candidates cand ON cand.tenant_id = c.tenant_id AND cand.idempotency_key = c.idempotency_key
 LEFT JOIN inserted ins ON ins.tenant_id = c.tenant_id AND ins.idempotency_key = c.idempotency_key
-LEFT JOIN usage_events prior ON prior.tenant_id = c.tenant_id AND prior.idempotency_key = c.idempotency_key
+LEFT JOIN LATERAL (
+  SELECT p.id, p.meter, p.quantity, p.occurred_at FROM usage_events p
+  WHERE p.tenant_id = c.tenant_id AND p.idempotency_key = c.idempotency_key
+    AND (p.producer_key_id = $7::text OR p.producer_key_id IS NULL)
+  ORDER BY p.producer_key_id NULLS FIRST
+  LIMIT 1
+) prior ON true
 ORDER BY c.idx`;
 
 const DIFFERENT_CONTENT = ' with a different meter, quantity or timestamp: ignored';
 
-/** Records validated events in one statement; the verdicts say which landed, which were duplicates, which were refused. */
+/**
+ * Records validated events of one producer (an API key id) in one statement; the verdicts say which landed, which
+ * were duplicates, which were refused.
+ */
 export async function recordUsageEvents(
   db: Queryable,
+  producerKeyId: string,
   events: readonly ValidatedUsageEvent[],
 ): Promise<UsageItemResult[]> {
   if (events.length === 0) return [];
@@ -113,6 +145,7 @@ export async function recordUsageEvents(
     events.map((e) => e.quantity),
     events.map((e) => e.occurredAt),
     events.map((e) => e.idempotencyKey),
+    producerKeyId,
   ]);
   const byIndex = new Map(events.map((e) => [e.index, e]));
   return rows.map((row) => {

@@ -1,8 +1,11 @@
-// Usage metering routes of the ingress: POST /usage/events takes a batch of usage events, GET /usage/lag reports ingestion lag.
+// Usage metering routes of the ingress: POST /usage/events takes a batch of usage events, GET /usage/lag reports
+// ingestion lag; both need an API key with the route's scope.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from 'pg';
 import { Counter, type Registry } from 'prom-client';
-import { ingestionLag, ingestUsageEvents } from '../db/usage';
+import type { ApiKey } from '../db/apiKeys';
+import { ingestionLag, ingestUsageEvents, type IngestionLag, type MeterLag } from '../db/usage';
+import { requireApiKey, type AuthenticatedKeys } from './apiKeyAuth';
 import {
   DEFAULT_MAX_FUTURE_SKEW_MS,
   MAX_BATCH_BODY_BYTES,
@@ -43,6 +46,24 @@ function usageEventsCounter(registry: Registry | undefined): Counter<'status'> |
   });
 }
 
+/** The lag of the key's tenants only, when it is limited to some. */
+function lagVisibleTo(lag: IngestionLag, key: ApiKey | undefined): IngestionLag {
+  if (!key?.tenants) return lag;
+  const allowed = new Set(key.tenants);
+  const tenantMeters = lag.tenantMeters.filter((pair) => allowed.has(pair.tenant));
+  const meters = new Map<string, MeterLag>();
+  for (const { tenant: _tenant, ...pair } of tenantMeters) {
+    const seen = meters.get(pair.meter);
+    if (!seen) meters.set(pair.meter, { ...pair, tenants: 1 });
+    else
+      meters.set(pair.meter, {
+        ...(pair.lastOccurredAt > seen.lastOccurredAt ? pair : seen),
+        tenants: seen.tenants + 1,
+      });
+  }
+  return { ...lag, meters: [...meters.values()], tenantMeters };
+}
+
 function badRequest(reply: FastifyReply, message: string): FastifyReply {
   return reply.code(400).send({ statusCode: 400, error: 'Bad Request', message });
 }
@@ -51,10 +72,13 @@ export function registerUsageRoutes(app: FastifyInstance, opts: UsageRouteOption
   const maxBatchEvents = opts.maxBatch ?? MAX_BATCH_EVENTS;
   const maxFutureSkewMs = opts.maxFutureSkewMs ?? DEFAULT_MAX_FUTURE_SKEW_MS;
   const counter = usageEventsCounter(opts.registry);
+  const keys: AuthenticatedKeys = new WeakMap();
+  const security = [{ bearer: [] }];
 
   app.post<{ Body: { events: unknown[] } }>('/usage/events', {
     bodyLimit: opts.maxBodyBytes ?? MAX_BATCH_BODY_BYTES,
-    schema: { body: batchBodySchema },
+    schema: { body: batchBodySchema, security },
+    onRequest: requireApiKey(opts.pool, 'usage:write', keys),
     // Fastify's validator coerces a lone value into a one-item array ({"events": 5} → [5]); refuse that shape first.
     preValidation: async (request: FastifyRequest, reply: FastifyReply) => {
       const body = request.body as { events?: unknown } | null;
@@ -63,7 +87,10 @@ export function registerUsageRoutes(app: FastifyInstance, opts: UsageRouteOption
       }
     },
     handler: async (request, reply) => {
+      const key = keys.get(request);
+      if (!key) throw new Error('POST /usage/events reached its handler without an authenticated API key');
       const summary = await ingestUsageEvents(opts.pool, request.body.events, {
+        producer: { keyId: key.id, tenants: key.tenants },
         maxBatchEvents,
         maxFutureSkewMs,
       });
@@ -80,5 +107,9 @@ export function registerUsageRoutes(app: FastifyInstance, opts: UsageRouteOption
   });
 
   // Runbook "Check usage_events ingestion (last event timestamp)".
-  app.get('/usage/lag', async () => ingestionLag(opts.pool));
+  app.get(
+    '/usage/lag',
+    { schema: { security }, onRequest: requireApiKey(opts.pool, 'usage:read', keys) },
+    async (request) => lagVisibleTo(await ingestionLag(opts.pool), keys.get(request)),
+  );
 }

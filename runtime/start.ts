@@ -14,6 +14,7 @@ import { loadConfig, loadPolicyForConfig } from '../config/load';
 import { webhookSettingsFromConfig } from '../ingress/webhooks/routes';
 import { buildIngress } from '../ingress/server';
 import { startEmbeddedPostgres } from './embeddedPostgres';
+import { ensureLocalApiKey } from './localApiKey';
 import { startMailCatcher } from './mailCatcher';
 import { ChildSupervisor } from './processes';
 import { startTemporalDevServer } from './temporalDevServer';
@@ -144,6 +145,8 @@ async function main(): Promise<void> {
     if (embeddedDb) {
       const seeded = await seedDemoTenants(deps.pool);
       if (seeded > 0) console.log(`billops: seeded ${seeded} demo tenants (one of each tier)`);
+      const apiKey = await ensureLocalApiKey(deps.pool, dataDir);
+      if (apiKey.created) console.log(`billops: wrote a usage API key for local producers to ${apiKey.file}`);
     }
     const connection = await connectWorker(target);
     stoppers.push({ name: 'worker connection', stop: () => connection.close() });

@@ -10,7 +10,7 @@ import type { IngestionLag, SpotCheckResult } from '../../activities/usage/integ
 import type { RecalculateInvoicesResult } from '../../activities/invoicing';
 import type { BackfillStatus } from '../../domain/rollups';
 import type { WorkerDependencies } from '../../workers/dependencies';
-import { operatorCli, TEST_OPERATOR } from '../support/billopsCli';
+import { operatorCli, operatorEnv, runBillops, TEST_OPERATOR } from '../support/billopsCli';
 import { insertTenant } from '../support/dunningFixtures';
 import { startTestWorker, type TestWorker } from '../support/testWorker';
 import {
@@ -43,6 +43,8 @@ describe('billops usage, invoices and overage commands', () => {
   let workflowId: string;
   /** The draft usage invoice of the window, generated in the spot-check test. */
   let invoiceId: string;
+  /** The usage producer's API key `usage load` sends. */
+  let apiKey: string;
 
   const billops = operatorCli(taskQueue);
 
@@ -58,6 +60,9 @@ describe('billops usage, invoices and overage commands', () => {
     testWorker = await startTestWorker(taskQueue);
     ({ deps } = testWorker);
     tenant = (await insertTenant(deps.pool, 'pro')).id;
+    const created = await billops('keys', 'create', '--scope', 'usage:write', '--tenants', tenant, '--json');
+    if (created.code !== 0) throw new Error(`billops keys create exited ${created.code}: ${created.stderr}`);
+    apiKey = (JSON.parse(created.stdout) as { key: string }).key;
     // A rate makes the meter known (db/usage.ts), so ingestion records it; one minor unit per unit keeps totals plain.
     await deps.pool.query(
       `INSERT INTO rates (meter, tenant_id, effective_from, pricing_model, unit_price_minor, currency)
@@ -97,7 +102,10 @@ describe('billops usage, invoices and overage commands', () => {
         idempotency_key: e.key,
       });
     writeFileSync(file, `${events.map(line).join('\n')}\n`);
-    const load = await billops('usage', 'load', file, '--batch-size', '25');
+    const load = await runBillops(
+      ['usage', 'load', file, '--batch-size', '25'],
+      operatorEnv(taskQueue, { BILLOPS_OPERATOR: TEST_OPERATOR, BILLOPS_API_KEY: apiKey }),
+    );
     expect(load.code).toBe(0);
     expect(load.stdout).toContain(
       `${events.length} events: ${events.length} accepted, 0 duplicates, 0 rejected`,

@@ -8,9 +8,10 @@ import type { Pool } from 'pg';
 import { Registry } from 'prom-client';
 import { registerUsageRoutes } from '../../ingress/usage';
 import { loadUsageFile, main as loaderMain, type UsageLoadProgress } from '../../cli/usageLoader';
-import { ingestUsageEvents } from '../../db/usage';
+import { ingestUsageEvents, type IngestionLag } from '../../db/usage';
 import { createPool } from '../../db/pool';
 import type { UsageBatchSummary } from '../../domain/usageEvents';
+import { operatorEnv, runBillops } from '../support/billopsCli';
 import { insertTenant } from '../support/dunningFixtures';
 import { testEnv } from '../support/testRuntime';
 
@@ -29,6 +30,23 @@ let otherTenant: string;
 let cappedMeter: string;
 /** Known through a tenant's negotiated rate. */
 let pricedMeter: string;
+/** The producer every test but the authentication ones sends as: both usage scopes, every tenant. */
+let producer: CreatedKey;
+
+interface CreatedKey {
+  id: string;
+  key: string;
+  scopes: string[];
+  tenants: string[] | null;
+}
+
+/** `billops keys create ... --json` as an operator runs it; the secret is in `key`. */
+async function createKey(...flags: string[]): Promise<CreatedKey> {
+  const run = await runBillops(['keys', 'create', ...flags, '--json'], operatorEnv('usage-ingest'));
+  if (run.code !== 0)
+    throw new Error(`billops keys create ${flags.join(' ')} exited ${run.code}: ${run.stderr}`);
+  return JSON.parse(run.stdout) as CreatedKey;
+}
 
 beforeAll(async () => {
   pool = createPool(testEnv('databaseUrl'), { max: 4 });
@@ -37,6 +55,7 @@ beforeAll(async () => {
   otherTenant = (await insertTenant(pool, 'enterprise')).id;
   cappedMeter = `ingest_${hex()}.calls`;
   pricedMeter = `ingest_${hex()}.tokens`;
+  producer = await createKey('--scope', 'usage:write,usage:read', '--name', 'usage ingest test');
   await pool.query('INSERT INTO usage_caps (tenant_id, meter, cap_units) VALUES ($1, $2, 1000000)', [
     tenant,
     cappedMeter,
@@ -66,17 +85,26 @@ function minutesFromNow(minutes: number): string {
 }
 
 // Over real HTTP rather than app.inject: light-my-request needs the ESM-only `cookie` 2, which Jest on Node 20 cannot require.
-async function request(method: 'GET' | 'POST', path: string, body?: string) {
+async function request(
+  method: 'GET' | 'POST',
+  path: string,
+  body?: string,
+  auth: Record<string, string> = { authorization: `Bearer ${producer.key}` },
+) {
   const res = await fetch(`${baseUrl}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? auth : { ...auth, 'content-type': 'application/json' },
     body,
   });
-  return { status: res.status, body: (await res.json()) as UsageBatchSummary & { message?: string } };
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: (await res.json()) as UsageBatchSummary & { message?: string },
+  };
 }
 
-async function post(body: unknown) {
-  return request('POST', '/usage/events', JSON.stringify(body));
+async function post(body: unknown, auth?: Record<string, string>) {
+  return request('POST', '/usage/events', JSON.stringify(body), auth);
 }
 
 /** Rows recorded under these keys, as the database stores them. */
@@ -339,22 +367,152 @@ describe('POST /usage/events', () => {
       timestamp: minutesFromNow(2),
       idempotency_key: k,
     };
-    const strict = await ingestUsageEvents(pool, [event], { maxFutureSkewMs: 60_000 });
+    const as = { keyId: producer.id, tenants: null };
+    const strict = await ingestUsageEvents(pool, [event], { producer: as, maxFutureSkewMs: 60_000 });
     expect(strict.results[0]?.reason).toMatch(/at most 60 s ahead is accepted/);
-    const lenient = await ingestUsageEvents(pool, [event], { maxFutureSkewMs: 10 * 60_000 });
+    const lenient = await ingestUsageEvents(pool, [event], { producer: as, maxFutureSkewMs: 10 * 60_000 });
     expect(lenient.accepted).toBe(1);
   });
 });
 
 describe('GET /usage/lag', () => {
   it('reports the newest event of each meter', async () => {
-    const res = await fetch(`${baseUrl}/usage/lag`);
+    const res = await fetch(`${baseUrl}/usage/lag`, { headers: { authorization: `Bearer ${producer.key}` } });
     expect(res.status).toBe(200);
     const lag = (await res.json()) as {
       meters: { meter: string; lastOccurredAt: string; tenants: number }[];
     };
     const priced = lag.meters.find((m) => m.meter === pricedMeter);
     expect(priced).toMatchObject({ lastOccurredAt: '2026-01-15T05:00:00.123Z', tenants: 1 });
+  });
+});
+
+describe('usage ingestion is authenticated', () => {
+  let readOnly: CreatedKey;
+  let writeOnly: CreatedKey;
+  let scoped: CreatedKey;
+  let revoked: CreatedKey;
+  let producerB: CreatedKey;
+  let scopedReader: CreatedKey;
+
+  beforeAll(async () => {
+    [readOnly, writeOnly, scoped, revoked, producerB, scopedReader] = await Promise.all([
+      createKey('--scope', 'usage:read'),
+      createKey('--scope', 'usage:write'),
+      createKey('--scope', 'usage:write', '--tenants', tenant),
+      createKey('--scope', 'usage:write,usage:read'),
+      createKey('--scope', 'usage:write', '--name', 'producer B'),
+      createKey('--scope', 'usage:read', '--tenants', otherTenant),
+    ]);
+    const revoke = await runBillops(['keys', 'revoke', revoked.id], operatorEnv('usage-ingest'));
+    if (revoke.code !== 0) throw new Error(`billops keys revoke exited ${revoke.code}: ${revoke.stderr}`);
+  });
+
+  const bearer = (key: CreatedKey) => ({ authorization: `Bearer ${key.key}` });
+  const event = (idempotencyKey: string, tenantId = tenant) => ({
+    tenant_id: tenantId,
+    meter: cappedMeter,
+    quantity: 1,
+    timestamp: minutesFromNow(-1),
+    idempotency_key: idempotencyKey,
+  });
+
+  it('answers 401 without a key or with an unknown one, on both routes, and records nothing', async () => {
+    const k = hex();
+    const unknownKey = `bk_${'0'.repeat(12)}_${'A'.repeat(43)}`;
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: `Bearer ${unknownKey}` },
+      { 'x-api-key': 'nonsense' },
+    ];
+    for (const auth of attempts) {
+      const posted = await post({ events: [event(k)] }, auth);
+      expect(posted.status).toBe(401);
+      expect(posted.headers.get('www-authenticate')).toBe('Bearer');
+      expect(posted.body.message).toMatch(/API key/);
+      expect((await request('GET', '/usage/lag', undefined, auth)).status).toBe(401);
+    }
+    expect(await recorded(tenant, [k])).toEqual([]);
+  });
+
+  it('answers 401 to a revoked key on both routes', async () => {
+    const k = hex();
+    const posted = await post({ events: [event(k)] }, bearer(revoked));
+    expect(posted.status).toBe(401);
+    expect(posted.body.message).toMatch(/revoked/);
+    expect((await request('GET', '/usage/lag', undefined, bearer(revoked))).status).toBe(401);
+    expect(await recorded(tenant, [k])).toEqual([]);
+  });
+
+  it('answers 403 to a key without the route’s scope', async () => {
+    const k = hex();
+    const posted = await post({ events: [event(k)] }, bearer(readOnly));
+    expect(posted.status).toBe(403);
+    expect(posted.body.message).toMatch(/usage:write/);
+    expect(await recorded(tenant, [k])).toEqual([]);
+    expect((await request('GET', '/usage/lag', undefined, bearer(writeOnly))).status).toBe(403);
+    expect((await request('GET', '/usage/lag', undefined, bearer(readOnly))).status).toBe(200);
+  });
+
+  it('refuses an event for a tenant outside the key’s tenants as that item alone; the others land', async () => {
+    const k = hex();
+    const res = await post(
+      {
+        events: [
+          event(`${k}-1`),
+          event(`${k}-2`, otherTenant),
+          event(`${k}-3`),
+          event(`${k}-4`, `nobody-${k}`),
+        ],
+      },
+      bearer(scoped),
+    );
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ accepted: 2, duplicates: 0, rejected: 2 });
+    expect(res.body.results).toEqual([
+      { index: 0, status: 'accepted' },
+      { index: 1, status: 'rejected', reason: `tenant "${otherTenant}" is outside this API key's tenants` },
+      { index: 2, status: 'accepted' },
+      { index: 3, status: 'rejected', reason: `tenant "nobody-${k}" is outside this API key's tenants` },
+    ]);
+    expect(await recorded(tenant, [`${k}-1`, `${k}-3`])).toHaveLength(2);
+    expect(await recorded(otherTenant, [`${k}-2`])).toEqual([]);
+  });
+
+  it('keeps idempotency keys per producer: A’s key does not block B’s event with the same key', async () => {
+    const k = hex();
+    const same = event(k);
+    const fromA = await post({ events: [same] }, bearer(writeOnly));
+    expect(fromA.body.results).toEqual([{ index: 0, status: 'accepted' }]);
+    const fromB = await post({ events: [same] }, { 'x-api-key': producerB.key });
+    expect(fromB.body.results).toEqual([{ index: 0, status: 'accepted' }]);
+    // Each producer's own re-send is still its duplicate.
+    for (const auth of [bearer(writeOnly), bearer(producerB)]) {
+      const again = await post({ events: [same] }, auth);
+      expect(again.body.results).toEqual([{ index: 0, status: 'duplicate', reason: 'already recorded' }]);
+    }
+    expect(await recorded(tenant, [k])).toHaveLength(2);
+  });
+
+  it('still counts an event recorded before producers existed once, whoever re-sends it', async () => {
+    const k = hex();
+    const legacy = event(k);
+    await pool.query(
+      `INSERT INTO usage_events (tenant_id, meter, quantity, occurred_at, idempotency_key) VALUES ($1, $2, 1, $3, $4)`,
+      [tenant, cappedMeter, legacy.timestamp, k],
+    );
+    const again = await post({ events: [legacy] }, bearer(writeOnly));
+    expect(again.body.results).toEqual([{ index: 0, status: 'duplicate', reason: 'already recorded' }]);
+    expect(await recorded(tenant, [k])).toHaveLength(1);
+  });
+
+  it('shows a key limited to some tenants the lag of those tenants only', async () => {
+    const res = await fetch(`${baseUrl}/usage/lag`, { headers: bearer(scopedReader) });
+    expect(res.status).toBe(200);
+    const lag = (await res.json()) as IngestionLag;
+    expect(lag.tenantMeters.length).toBeGreaterThan(0);
+    expect(new Set(lag.tenantMeters.map((p) => p.tenant))).toEqual(new Set([otherTenant]));
+    expect(lag.meters.map((m) => [m.meter, m.tenants])).toEqual(lag.tenantMeters.map((p) => [p.meter, 1]));
   });
 });
 
@@ -407,12 +565,16 @@ describe('loadUsageFile', () => {
     // The first run stops short: a file cut after line 600, as if the loader died there.
     const partial = join(tempDir, 'usage-partial.ndjson');
     writeFileSync(partial, `${lines.slice(0, 600).join('\n')}\n`);
-    const firstRun = await loadUsageFile(pool, partial, { batchSize: 250 });
+    const firstRun = await loadUsageFile(pool, partial, { apiKey: producer.key, batchSize: 250 });
     expect(firstRun).toMatchObject({ format: 'ndjson', linesRead: 600, events: 599, rejected: 2 });
     expect(firstRun.accepted).toBe(597);
 
     const progress: UsageLoadProgress[] = [];
-    const summary = await loadUsageFile(pool, file, { batchSize: 250, onProgress: (p) => progress.push(p) });
+    const summary = await loadUsageFile(pool, file, {
+      apiKey: producer.key,
+      batchSize: 250,
+      onProgress: (p) => progress.push(p),
+    });
 
     expect(summary).toMatchObject({
       format: 'ndjson',
@@ -437,7 +599,7 @@ describe('loadUsageFile', () => {
     const expected = events.reduce((sum, e) => sum + e.thousandths, 0);
     expect(await meterTotals(tenant, meter)).toEqual({ sum: thousandthsToDecimal(expected), count: 1200 });
 
-    const rerun = await loadUsageFile(pool, file, { batchSize: 1000 });
+    const rerun = await loadUsageFile(pool, file, { apiKey: producer.key, batchSize: 1000 });
     expect(rerun).toMatchObject({ accepted: 0, duplicates: 1200, rejected: 3 });
   });
 
@@ -462,7 +624,7 @@ describe('loadUsageFile', () => {
     const file = join(tempDir, 'usage.csv');
     writeFileSync(file, `${lines.join('\r\n')}\r\n`);
 
-    const summary = await loadUsageFile(pool, file, { batchSize: 64 });
+    const summary = await loadUsageFile(pool, file, { apiKey: producer.key, batchSize: 64 });
 
     expect(summary).toMatchObject({
       format: 'csv',
@@ -517,7 +679,9 @@ describe('loadUsageFile', () => {
       return true;
     });
     const previousUrl = process.env.DATABASE_URL;
+    const previousKey = process.env.BILLOPS_API_KEY;
     process.env.DATABASE_URL = testEnv('databaseUrl');
+    process.env.BILLOPS_API_KEY = producer.key;
     try {
       expect(await loaderMain([file])).toBe(1);
       expect(out.join('\n')).toContain('3 lines, 3 events: 2 accepted, 0 duplicates, 1 rejected');
@@ -535,6 +699,8 @@ describe('loadUsageFile', () => {
     } finally {
       if (previousUrl === undefined) delete process.env.DATABASE_URL;
       else process.env.DATABASE_URL = previousUrl;
+      if (previousKey === undefined) delete process.env.BILLOPS_API_KEY;
+      else process.env.BILLOPS_API_KEY = previousKey;
       log.mockRestore();
       error.mockRestore();
       stderr.mockRestore();
