@@ -53,7 +53,8 @@ export async function startIncident(
     taskQueue,
     args: [{ ...input, key }],
     signal: alertFiredSignal,
-    signalArgs: [{ fingerprint: input.alert?.fingerprint ?? key }],
+    // The input rides along: a re-fire after the incident was resolved opens a new occurrence with it.
+    signalArgs: [{ fingerprint: input.alert?.fingerprint ?? key, input: { ...input, key } }],
     typedSearchAttributes: [
       { key: IncidentKindKey, value: input.kind },
       { key: Severity, value: severity },

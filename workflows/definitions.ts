@@ -3,7 +3,7 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { MeterUsage, OverageLevel } from '../domain/overage';
 import type { DunningDeadlines, DunningStatus, FailedInvoice, GraceExtension } from '../domain/dunning';
 import type { BackfillStatus, RollupStatus } from '../domain/rollups';
-import type { Approval, IncidentStatus } from '../domain/incident';
+import type { Approval, IncidentInput, IncidentStatus } from '../domain/incident';
 
 /** A customer notice: a templated email plus a dashboard notification for one tenant. */
 export interface NoticeStatus {
@@ -81,8 +81,12 @@ export interface RootCauseRequest {
 export const acknowledgeSignal = defineSignal<[AcknowledgeRequest]>('acknowledge');
 export const resolveSignal = defineSignal<[ResolveRequest]>('resolve');
 export const alertResolvedSignal = defineSignal<[AlertResolved]>('alertResolved');
-/** A re-fired alert reaching a running incident: counted in its timeline, nothing else. */
-export const alertFiredSignal = defineSignal<[{ fingerprint: string; startsAt?: string }]>('alertFired');
+/**
+ * A re-fired alert reaching a running incident: counted in its timeline while the incident is open; after it is
+ * resolved it opens a new occurrence from `input` (what startIncident would start it with).
+ */
+export const alertFiredSignal =
+  defineSignal<[{ fingerprint: string; startsAt?: string; input?: IncidentInput<unknown> }]>('alertFired');
 /** Updates, not signals: the operator needs to hear whether it took, or why it was refused. */
 export const acknowledgeUpdate = defineUpdate<IncidentStatus, [AcknowledgeRequest]>('acknowledgeIncident');
 export const resolveUpdate = defineUpdate<IncidentStatus, [ResolveRequest]>('resolveIncident');

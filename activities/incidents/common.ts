@@ -76,14 +76,24 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
     headers: { 'Content-Type': 'application/json' },
   });
 
-  async function upsertIncident(status: IncidentStatus): Promise<void> {
+  /** One row per occurrence (workflow id + occurrence); a row written before occurrences existed is adopted. */
+  async function upsertIncident(status: IncidentStatus & { occurrence?: string }): Promise<void> {
+    const occurrence = status.occurrence ?? '';
+    if (occurrence !== '') {
+      await pool.query(
+        `UPDATE incidents SET occurrence = $2 WHERE workflow_id = $1 AND occurrence = '' AND status <> 'closed'
+            AND NOT EXISTS (SELECT 1 FROM incidents WHERE workflow_id = $1 AND occurrence = $2)`,
+        [status.workflowId, occurrence],
+      );
+    }
     await pool.query(
-      `INSERT INTO incidents AS i (workflow_id, kind, incident_key, severity, status, summary, source, opened_at,
+      `INSERT INTO incidents AS i (workflow_id, occurrence, kind, incident_key, severity, status, summary, source, opened_at,
                               opened_by, acknowledged_at, acknowledged_by, escalation_level, resolved_at,
                               resolved_by, resolution, tenants_affected, credits_minor, credits_currency, timeline,
                               updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb, now())
-       ON CONFLICT (workflow_id) DO UPDATE SET
+       VALUES ($1, $20, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::jsonb,
+               now())
+       ON CONFLICT (workflow_id, occurrence) DO UPDATE SET
          severity = EXCLUDED.severity, status = EXCLUDED.status, acknowledged_at = EXCLUDED.acknowledged_at,
          acknowledged_by = EXCLUDED.acknowledged_by, escalation_level = EXCLUDED.escalation_level,
          resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by, resolution = EXCLUDED.resolution,
@@ -110,6 +120,7 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
         status.credits?.amountMinor ?? 0,
         status.credits?.currency ?? null,
         JSON.stringify(status.timeline),
+        occurrence,
       ],
     );
   }
@@ -120,7 +131,9 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
      * down (a billing system outage) the write is skipped rather than retried, so the incident goes on; the next
      * write carries the whole timeline.
      */
-    async recordIncident(status: IncidentStatus): Promise<{ recorded: boolean; skipped?: string }> {
+    async recordIncident(
+      status: IncidentStatus & { occurrence?: string },
+    ): Promise<{ recorded: boolean; skipped?: string }> {
       try {
         await upsertIncident(status);
         return { recorded: true };
@@ -132,11 +145,16 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
     },
 
     /** Stores the report with the row and writes it to `<reportsDir>/<workflowId>.md`; returns the file's path. */
-    async storeIncidentReport(req: { workflowId: string; markdown: string }): Promise<string> {
-      await pool.query('UPDATE incidents SET report_md = $2, updated_at = now() WHERE workflow_id = $1', [
-        req.workflowId,
-        req.markdown,
-      ]);
+    async storeIncidentReport(req: {
+      workflowId: string;
+      occurrence?: string;
+      markdown: string;
+    }): Promise<string> {
+      await pool.query(
+        `UPDATE incidents SET report_md = $2, updated_at = now()
+          WHERE workflow_id = $1 AND ($3::text IS NULL OR occurrence = $3)`,
+        [req.workflowId, req.markdown, req.occurrence ?? null],
+      );
       await mkdir(options.reportsDir, { recursive: true });
       const path = join(options.reportsDir, `${req.workflowId.replace(/[^A-Za-z0-9._-]/g, '_')}.md`);
       await writeFile(path, req.markdown, 'utf8');
@@ -145,13 +163,15 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
 
     async recordRootCause(req: {
       workflowId: string;
+      occurrence?: string;
       summary: string;
       operator: string;
       at: string;
     }): Promise<void> {
       await pool.query(
-        'UPDATE incidents SET rca_summary = $2, rca_by = $3, rca_at = $4, updated_at = now() WHERE workflow_id = $1',
-        [req.workflowId, req.summary, req.operator, req.at],
+        `UPDATE incidents SET rca_summary = $2, rca_by = $3, rca_at = $4, updated_at = now()
+          WHERE workflow_id = $1 AND ($5::text IS NULL OR occurrence = $5)`,
+        [req.workflowId, req.summary, req.operator, req.at, req.occurrence ?? null],
       );
     },
 
@@ -159,6 +179,7 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
     async sendRootCauseReminder(req: {
       idempotencyKey: string;
       workflowId: string;
+      occurrence?: string;
       incidentType: string;
       resolvedAt: string;
       hours: number;
@@ -176,9 +197,10 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
         template: 'rootCauseReminder',
         ...message,
       });
-      await pool.query('UPDATE incidents SET rca_reminded_at = now() WHERE workflow_id = $1', [
-        req.workflowId,
-      ]);
+      await pool.query(
+        `UPDATE incidents SET rca_reminded_at = now() WHERE workflow_id = $1 AND ($2::text IS NULL OR occurrence = $2)`,
+        [req.workflowId, req.occurrence ?? null],
+      );
       return sent.messageId;
     },
 

@@ -3,6 +3,7 @@
 // or an adjustment invoice; the Billing Error Acknowledgment arrives and the DECISIONS.log line carries the credit.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { WorkflowHandle } from '@temporalio/client';
 import { createInvoicingActivities } from '../../../activities/invoicing';
 import { startIncident } from '../../../temporal/incidents';
 import { readCaughtMail } from '../../../runtime/mailCatcher';
@@ -20,6 +21,11 @@ import {
 import type { PaystackFake } from '../../support/paystackFake';
 import { testEnv } from '../../support/testRuntime';
 import { startProviderTestWorker, type ProviderTestWorker } from '../../support/testWorker';
+
+/** The incident's keys name its occurrence: the workflow id and the run that contains it. */
+async function occurrence(handle: WorkflowHandle): Promise<string> {
+  return `${handle.workflowId}/${(await handle.describe()).runId}`;
+}
 
 const taskQueue = `dispute-${randomUUID().slice(0, 8)}`;
 const MARCH = { periodStart: '2026-03-01T00:00:00.000Z', periodEnd: '2026-04-01T00:00:00.000Z' };
@@ -282,7 +288,7 @@ describe('billing dispute incident', () => {
     expect(note!.form.get('amount')).toBe('400');
     expect(note!.form.get('credit_amount')).toBe('400');
     expect(note!.form.get('metadata[tenant_id]')).toBe(billed.tenantId);
-    expect(note!.idempotencyKey).toBe(`${handle.workflowId}/credit`);
+    expect(note!.idempotencyKey).toBe(`${await occurrence(handle)}/credit`);
     const credits = await creditsOf(billed.tenantId);
     expect(credits).toEqual([
       {
@@ -292,7 +298,7 @@ describe('billing dispute incident', () => {
         currency: 'USD',
         processor: 'stripe',
         processor_reference: expect.stringMatching(/^cn_/),
-        idempotency_key: `${handle.workflowId}/credit`,
+        idempotency_key: `${await occurrence(handle)}/credit`,
       },
     ]);
     // Rollups now equal the raw events.
@@ -356,7 +362,7 @@ describe('billing dispute incident', () => {
         reference,
         amount: 2000,
         currency: 'NGN',
-        merchantNote: `${handle.workflowId}/credit`,
+        merchantNote: `${await occurrence(handle)}/credit`,
         customerNote: expect.stringContaining('customer reports more API calls'),
       },
     ]);
@@ -412,7 +418,7 @@ describe('billing dispute incident', () => {
     expect(balance).toHaveLength(1);
     expect(balance[0]!.form.get('amount')).toBe('-500');
     expect(balance[0]!.form.get('currency')).toBe('usd');
-    expect(balance[0]!.idempotencyKey).toBe(`${handle.workflowId}/credit`);
+    expect(balance[0]!.idempotencyKey).toBe(`${await occurrence(handle)}/credit`);
     expect(await creditsOf(billed.tenantId)).toEqual([
       expect.objectContaining({
         kind: 'credit',
@@ -443,7 +449,7 @@ describe('billing dispute incident', () => {
         amount_minor: 400,
         currency: 'USD',
         processor: null,
-        idempotency_key: `${handle.workflowId}/adjustment invoice`,
+        idempotency_key: `${await occurrence(handle)}/adjustment invoice`,
       }),
     ]);
     const { rows: invoice } = await worker.deps.pool.query<{

@@ -10,13 +10,23 @@ import { parseDecisionLine } from '../../../domain/decisions';
 import type { IncidentStatus } from '../../../domain/incident';
 import type { BillingTier } from '../../../domain/policy';
 import type { RefundParams } from '../../../domain/refunds';
-import { recordRootCauseUpdate, resolveUpdate } from '../../../workflows/definitions';
+import {
+  pauseSignal,
+  recordRootCauseUpdate,
+  resolveUpdate,
+  resumeSignal,
+} from '../../../workflows/definitions';
 import { insertTenant, type TestTenant } from '../../support/dunningFixtures';
 import { incidentInput, untilIncident } from '../../support/incidentFixtures';
 import type { PaystackFake } from '../../support/paystackFake';
 import { testEnv } from '../../support/testRuntime';
 import { startProviderTestWorker, type ProviderTestWorker } from '../../support/testWorker';
 import { startWebhookApp, type WebhookApp } from '../../support/webhookApp';
+
+/** The incident's keys name its occurrence: the workflow id and the run that contains it. */
+async function occurrence(handle: WorkflowHandle): Promise<string> {
+  return `${handle.workflowId}/${(await handle.describe()).runId}`;
+}
 
 // light-my-request (behind app.inject) requires the ESM-only `cookie` 2, which Jest on Node 20 cannot load; these
 // tests send no request cookies.
@@ -186,7 +196,7 @@ describe('refund incident', () => {
     const [recorded] = paystack.refunds().filter((r) => r.reference === reference);
     expect(recorded).toMatchObject({
       amount: 15_000_000,
-      merchantNote: `billops ${handle.workflowId}/refund`,
+      merchantNote: `billops ${await occurrence(handle)}/refund`,
     });
 
     // The transaction: status, refund reference, amount in minor units, time; and the refund row.
@@ -280,7 +290,7 @@ describe('refund incident', () => {
 
     const calls = stripeCalls.slice(before).filter((c) => c.method === 'POST');
     expect(calls.map((c) => [c.path, c.idempotency_key])).toEqual([
-      ['/v1/refunds', `${handle.workflowId}/refund`],
+      ['/v1/refunds', `${await occurrence(handle)}/refund`],
     ]);
     const tx = await transaction(reference);
     expect(tx).toMatchObject({ status: 'partially_refunded', refund_amount_minor: 25_000 });
@@ -328,8 +338,8 @@ describe('refund incident', () => {
         .filter((c) => c.method === 'POST')
         .map((c) => [c.path, c.idempotency_key]),
     ).toEqual([
-      ['/v1/refunds', `${handle.workflowId}/refund`],
-      [`/v1/subscriptions/${stripeSubscription}`, `${handle.workflowId}/adjust-subscription`],
+      ['/v1/refunds', `${await occurrence(handle)}/refund`],
+      [`/v1/subscriptions/${stripeSubscription}`, `${await occurrence(handle)}/adjust-subscription`],
     ]);
     expect(status.stepsDone.find((s) => s.name === 'adjust the subscription')?.detail).toMatch(
       new RegExp(`; Stripe subscription ${stripeSubscription} set to cancel at period end$`),
@@ -444,7 +454,20 @@ describe('refund incident', () => {
       paidDaysAgo: 2,
     });
     const key = `${tenant.id}-lost-answer`;
-    const workflowId = `incident-refund-${key}`;
+    // Paused from its first task, so the earlier attempt can be staged under this occurrence's key before its step.
+    const handle = await worker.client.workflow.signalWithStart('refundWorkflow', {
+      workflowId: `incident-refund-${key}`,
+      taskQueue,
+      args: [
+        incidentInput(
+          'refund',
+          { tenantId: tenant.id, reference, reason: 'duplicate charge', subscriptionChange: 'none' },
+          { key, tenantIds: [tenant.id] },
+        ),
+      ],
+      signal: pauseSignal,
+      signalArgs: [{ operator: 'test', reason: 'stage the earlier attempt' }],
+    });
     // An earlier attempt reached Paystack but its answer was lost; the next request (the workflow's first) fails.
     const earlier = await fetch(`${paystack.url}/refund`, {
       method: 'POST',
@@ -452,18 +475,13 @@ describe('refund incident', () => {
       body: JSON.stringify({
         transaction: reference,
         amount: 800_000,
-        merchant_note: `billops ${workflowId}/refund`,
+        merchant_note: `billops ${await occurrence(handle)}/refund`,
       }),
     });
     const earlierId = ((await earlier.json()) as { data: { id: number } }).data.id;
     const before = paystack.requests().length;
     paystack.failNext(1, 503);
-
-    const handle = await refund(
-      tenant,
-      { reference, reason: 'duplicate charge', subscriptionChange: 'none' },
-      key,
-    );
+    await handle.signal(resumeSignal, { operator: 'test' });
     const status = await closed(handle);
 
     expect(paystack.refunds().filter((r) => r.reference === reference)).toHaveLength(1);

@@ -15,6 +15,8 @@ import {
   recordRootCauseUpdate,
 } from '../../../workflows/definitions';
 import { paymentProcessorOutageWorkflow } from '../../../workflows/incidents/paymentProcessorOutage';
+import { startIncident } from '../../../temporal/incidents';
+import { TEST_OPS_EMAIL } from '../../support/workerDeps';
 import {
   dunningInput,
   insertOpenInvoice,
@@ -318,6 +320,141 @@ describe('payment processor outage on the time-skipping server', () => {
         args: [{ operator: 'ada', summary: 'Paystack DNS' }],
       });
       await handle.result();
+    });
+  });
+});
+
+// The incident key is the alert fingerprint, so a re-fire reaches the same workflow id: it is a new occurrence with new
+// idempotency keys and the whole containment again, while the first occurrence still gets its root-cause reminder.
+describe('a second occurrence', () => {
+  it('the same alert fired again after resolution extends and pauses dunning again, notifies again, logs a second decision, and the first still gets its reminder', async () => {
+    const taskQueue = `outage-refire-${Date.now()}`;
+    const worker = await ts.newWorker(taskQueue);
+    await worker.runUntil(async () => {
+      ts.paystack.failNext(0, 503);
+      // The card keeps declining: the lifecycle stays in dunning through both outages.
+      const { tenant, handle: dunning } = await tenantInDunning(taskQueue);
+      await pollUntil(
+        () => dunning.query(dunningStatusQuery),
+        (s) => s.phase === 'warning',
+        'warning phase',
+      );
+      ts.paystack.failNext(1000, 503);
+      const fingerprint = `fp-${Math.random().toString(36).slice(2, 10)}`;
+      const input = incidentInput(
+        'payment_processor_outage',
+        { processor: 'paystack' as const, expectedHours: 6 },
+        {
+          key: fingerprint,
+          source: 'alertmanager',
+          openedBy: 'alertmanager',
+          tenantIds: [tenant.id],
+          alert: { name: 'PaystackDown', fingerprint, labels: { processor: 'paystack' } },
+        },
+      );
+      const grace = (s: DunningStatus) => s.timeline.filter((e) => e.event === 'grace extended').length;
+      const paused = (s: DunningStatus) => s.timeline.filter((e) => e.event === 'paused').length;
+
+      // The first occurrence: contained, then the alert resolves.
+      const first = await startIncident(ts.env.client, taskQueue, input);
+      const firstRunId = (await first.describe()).runId;
+      await untilIncident(first, (s) => s.currentStep === 'waiting for recovery', 'first containment');
+      const afterFirst = await dunning.query(dunningStatusQuery);
+      expect([grace(afterFirst), paused(afterFirst)]).toEqual([1, 1]);
+      await ts.env.sleep(10 * MINUTE);
+      await first.signal(alertResolvedSignal, { fingerprint });
+      const firstClosing = await untilIncident(
+        first,
+        (s) => s.currentStep === 'waiting for the root-cause analysis',
+        'first occurrence resolved',
+      );
+      const firstResolvedAt = Date.parse(firstClosing.resolution!.at);
+
+      // The alert fires again an hour later: the same workflow id, a new occurrence.
+      await ts.env.sleep(HOUR);
+      const second = await startIncident(ts.env.client, taskQueue, input);
+      expect(second.workflowId).toBe(first.workflowId);
+      const secondStatus = await untilIncident(
+        ts.env.client.workflow.getHandle(first.workflowId),
+        (s) => s.currentStep === 'waiting for recovery' && s.resolution === null,
+        'second containment',
+      );
+      expect(secondStatus.tenantsAffected).toBe(1);
+      const afterSecond = await pollUntil(
+        () => dunning.query(dunningStatusQuery),
+        (s) => grace(s) === 2,
+        'grace extended a second time',
+      );
+      expect(paused(afterSecond)).toBe(2);
+      expect(afterSecond.paused).toBe(true);
+      expect(mailTo(tenant, `Service Notice - Account #${tenant.id}`)).toHaveLength(2);
+
+      // The second occurrence resolves and is closed with its own DECISIONS.log line.
+      await ts.env.sleep(10 * MINUTE);
+      const latest = ts.env.client.workflow.getHandle(first.workflowId);
+      await latest.signal(alertResolvedSignal, { fingerprint });
+      await untilIncident(
+        latest,
+        (s) => s.currentStep === 'waiting for the root-cause analysis',
+        'second occurrence resolved',
+      );
+      const decisions = await pollUntil(
+        () =>
+          ts.deps.pool
+            .query<{ line: string }>('SELECT line FROM decisions WHERE workflow_id = $1', [first.workflowId])
+            .then((r) => r.rows),
+        (rows) => rows.length === 2,
+        'two DECISIONS.log lines',
+      );
+      expect(decisions).toHaveLength(2);
+      const incidentRows = await ts.deps.pool.query<{ status: string }>(
+        'SELECT status FROM incidents WHERE workflow_id = $1',
+        [first.workflowId],
+      );
+      expect(incidentRows.rows).toHaveLength(2);
+
+      // The first occurrence's root cause is due 48 hours after its resolution: the reminder goes out then.
+      const reminders = () =>
+        readCaughtMail(testEnv('mailDir')).filter(
+          (m) => m.to.includes(TEST_OPS_EMAIL) && m.subject.includes(first.workflowId),
+        );
+      await ts.env.sleep(firstResolvedAt + 47 * HOUR - (await ts.env.currentTimeMs()));
+      expect(reminders()).toHaveLength(0);
+      await ts.env.sleep(2 * HOUR);
+      await pollUntil(
+        async () => reminders(),
+        (r) => r.length >= 1,
+        'the first occurrence reminded',
+      );
+      await latest.executeUpdate(recordRootCauseUpdate, {
+        args: [{ operator: 'ada', summary: 'Paystack DNS, twice' }],
+      });
+      const outcome = await latest.result();
+      expect(outcome.status.phase).toBe('closed');
+      expect(reminders()).toHaveLength(1);
+      expect((await latest.describe()).runId).not.toBe(firstRunId);
+
+      // Once the workflow has ended, the alert firing again starts a new execution under the same id: it contains too.
+      const third = await startIncident(ts.env.client, taskQueue, input);
+      await untilIncident(third, (s) => s.currentStep === 'waiting for recovery', 'third containment');
+      const afterThird = await pollUntil(
+        () => dunning.query(dunningStatusQuery),
+        (s) => grace(s) === 3,
+        'grace extended a third time',
+      );
+      expect(paused(afterThird)).toBe(3);
+      expect(mailTo(tenant, `Service Notice - Account #${tenant.id}`)).toHaveLength(3);
+      ts.paystack.failNext(0, 503);
+      await third.signal(alertResolvedSignal, { fingerprint });
+      await untilIncident(
+        third,
+        (s) => s.currentStep === 'waiting for the root-cause analysis',
+        'third resolved',
+      );
+      await third.executeUpdate(recordRootCauseUpdate, {
+        args: [{ operator: 'ada', summary: 'Paystack DNS, thrice' }],
+      });
+      await third.result();
     });
   });
 });

@@ -14,6 +14,7 @@ import {
   resume,
   resumeProblem,
   statusOf,
+  type IncidentInput,
   type IncidentState,
 } from '../../../domain/incident';
 import {
@@ -30,8 +31,18 @@ import {
   resumeSignal,
 } from '../../definitions';
 
-/** Sets every handler on the incident's state; `changed` is told after each change, so the incidents row follows. */
-export function setIncidentHandlers(state: IncidentState, changed: () => void): void {
+/** A re-fired alert's signal: the incident input it carries opens a new occurrence once this one is resolved. */
+export type AlertFired = { fingerprint: string; startsAt?: string; input?: IncidentInput<unknown> };
+
+/**
+ * Sets every handler on the incident's state; `changed` is told after each change, so the incidents row follows;
+ * `refired` hears an alert that fires again after the incident was resolved (close.ts opens the next occurrence).
+ */
+export function setIncidentHandlers(
+  state: IncidentState,
+  changed: () => void,
+  refired: (req: AlertFired) => void = () => undefined,
+): void {
   let handlersReady = false;
   // A refused signal is written to the timeline with its reason.
   const refused = (what: string, reason: string, operator?: unknown) =>
@@ -96,6 +107,7 @@ export function setIncidentHandlers(state: IncidentState, changed: () => void): 
     // The signal-with-start that opened the incident delivers one too, while the handlers are being set: not a repeat.
     if (!handlersReady) return;
     note(state, Date.now(), 'alert_fired_again', req?.fingerprint);
+    if (state.resolution !== null && req?.input) refired(req);
     changed();
   });
   // An approval answers the step waiting for it (escalation.ts); the validator refuses one nobody asked for.

@@ -4,6 +4,7 @@ import {
   condition,
   proxyActivities,
   setCurrentDetails,
+  sleep,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -27,12 +28,12 @@ import {
   TenantId,
 } from '../../../domain/searchAttributes';
 import { incidentStep } from '../../shared/activityOptions';
-import { closeIncident, type IncidentOutcome } from './close';
+import { closeIncident, type IncidentOutcome, type OccurrenceInput, type PendingReminder } from './close';
 import { awaitApproval, pageFirstLevel, pagerOf, startEscalationClock } from './escalation';
-import { setIncidentHandlers } from './handlers';
+import { setIncidentHandlers, type AlertFired } from './handlers';
 import { MINUTE_MS, SYSTEM_OPERATOR } from '../../../domain/vocabulary';
 
-export type { IncidentOutcome } from './close';
+export type { IncidentOutcome, OccurrenceInput } from './close';
 
 /** The operator name billops writes for what it did by itself. */
 export const BILLOPS = SYSTEM_OPERATOR;
@@ -43,7 +44,10 @@ export type RecoveredBy = 'alert_resolved' | 'operator_resolved' | 'probe_health
 export interface Incident {
   readonly state: IncidentState;
   readonly input: IncidentInput<unknown>;
-  /** Workflow id + step: the idempotency key of an activity with an outside effect. */
+  /**
+   * Workflow id + occurrence + step: the idempotency key of an activity with an outside effect. The occurrence is the
+   * first run's id, or the id a re-fired alert's new occurrence carries (close.ts), so each occurrence acts anew.
+   */
   key(step: string): string;
   /** One runbook step: waits while paused, runs, and records it as done with what it found. */
   step<T>(name: string, run: () => Promise<T>, detail?: (result: T) => string | undefined): Promise<T>;
@@ -75,13 +79,49 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
   const incidents = proxyActivities<IncidentActivities>(incidentStep(input.policy));
   const paging = proxyActivities<PagingActivities>(incidentStep(input.policy));
   const decisions = proxyActivities<DecisionActivities>(incidentStep(input.policy));
-  const key = (step: string) => `${info.workflowId}/${step}`;
+  const carried = (input as OccurrenceInput).carried;
+  const occurrence = carried?.occurrence ?? info.firstExecutionRunId;
+  const key = (step: string) => `${info.workflowId}/${occurrence}/${step}`;
   let dirty = true;
+  let refire: AlertFired | null = null;
 
   // ---- Message handling ----
-  setIncidentHandlers(state, () => {
-    dirty = true;
-  });
+  setIncidentHandlers(
+    state,
+    () => {
+      dirty = true;
+    },
+    (req) => {
+      refire ??= req;
+    },
+  );
+
+  // ---- Root-cause reminders of earlier occurrences, each sent at its due time ----
+  const reminders: (PendingReminder & { sent?: boolean })[] = (carried?.reminders ?? []).map((r) => ({
+    ...r,
+  }));
+  for (const reminder of reminders) {
+    void (async () => {
+      const wait = Date.parse(reminder.dueAt) - Date.now();
+      if (wait > 0) await sleep(wait);
+      await incidents.sendRootCauseReminder({
+        idempotencyKey: reminder.idempotencyKey,
+        workflowId: reminder.workflowId,
+        occurrence: reminder.occurrence,
+        incidentType: reminder.incidentType,
+        resolvedAt: reminder.resolvedAt,
+        hours: reminder.hours,
+      });
+      reminder.sent = true;
+      note(
+        state,
+        Date.now(),
+        'rca_reminder_sent',
+        `the occurrence resolved at ${reminder.resolvedAt}: no root cause recorded ${reminder.hours} hours after resolution`,
+      );
+      dirty = true;
+    })();
+  }
 
   // ---- The Web UI and the incidents row ----
   const attributes = [
@@ -93,7 +133,7 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
   const publish = async () => {
     dirty = false;
     setCurrentDetails(describeIncident(state));
-    await incidents.recordIncident(statusOf(state));
+    await incidents.recordIncident({ ...statusOf(state), occurrence });
   };
 
   // ---- Escalation: page level 0 now, then each next level when its time passes unacknowledged ----
@@ -170,6 +210,21 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
     },
     publish,
     close: (facts) =>
-      closeIncident({ state, input, key, page, publish, escalation, decisions, incidents }, facts),
+      closeIncident(
+        {
+          state,
+          input,
+          key,
+          occurrence,
+          page,
+          publish,
+          escalation,
+          decisions,
+          incidents,
+          refired: () => refire,
+          pendingReminders: () => reminders.filter((r) => !r.sent).map(({ sent: _sent, ...r }) => r),
+        },
+        facts,
+      ),
   };
 }
