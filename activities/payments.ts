@@ -3,11 +3,14 @@ import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool } from 'pg';
 import {
+  describeApplication,
   findPayableInvoice,
   latestPaymentReference,
   markInvoicePaid,
   notePendingPayment,
   openPaymentTransaction,
+  pendingReferences,
+  recordConfirmedPayment,
   recordPaymentFailure,
   recordPaymentSuccess,
   storeHostedInvoiceUrl,
@@ -15,6 +18,7 @@ import {
   type OpenTransaction,
   type PayableInvoice,
 } from '../db/payments';
+import { formatMinorUnits } from '../domain/money';
 import { describeQueued, queueWhileReadOnly } from './readOnlyGuard';
 import type { PaymentGateways } from '../drivers/gateways';
 import type { PaystackGateway } from '../drivers/paystack';
@@ -38,6 +42,18 @@ export type PaymentAttemptResult =
   | { outcome: 'succeeded'; reference: string; amountMinor: number; currency: string }
   | { outcome: 'failed'; reason: string; reference?: string }
   | { outcome: 'hard_declined'; reason: string; declineCode: string; reference?: string };
+
+export interface ConfirmInvoicePaidRequest {
+  tenantId: string;
+  invoiceId: string;
+  /** The reference the signal named (a Paystack transaction reference is verified with Paystack). */
+  reference?: string;
+}
+
+/** Whether the database or the provider shows the invoice paid in full; if not, why not. */
+export type InvoicePaidConfirmation =
+  | { confirmed: true; detail: string }
+  | { confirmed: false; reason: string };
 
 export interface PaymentLinkRequest {
   tenantId: string;
@@ -159,8 +175,57 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
     response: string,
     paidAt: Date,
   ): Promise<PaymentAttemptResult> {
-    await recordPaymentSuccess(deps.pool, processor, tx.reference, invoice.invoiceId, response, paidAt);
+    // Stripe pays its whole invoice; a Paystack charge is applied for the amount it took.
+    const amount =
+      processor === 'paystack' ? { amountMinor: tx.amountMinor, currency: tx.currency } : undefined;
+    const application = await recordPaymentSuccess(
+      deps.pool,
+      processor,
+      tx.reference,
+      invoice.invoiceId,
+      response,
+      paidAt,
+      amount,
+    );
+    if (application.applied !== 'paid') {
+      return { outcome: 'failed', reason: describeApplication(application), reference: tx.reference };
+    }
     return succeeded(tx);
+  }
+
+  /**
+   * The invoice's pending Paystack references other than `except` (payment links handed out) verified with Paystack:
+   * one the customer paid is recorded and applied. The invoice as it stands afterwards, and the reference that paid it.
+   */
+  async function settlePendingPaystack(
+    paystack: PaystackGateway,
+    invoice: PayableInvoice,
+    except?: string,
+  ): Promise<{
+    invoice: PayableInvoice;
+    paidBy?: { reference: string; amountMinor: number; currency: string };
+  }> {
+    let paidBy: { reference: string; amountMinor: number; currency: string } | undefined;
+    for (const pending of await pendingReferences(deps.pool, 'paystack', invoice.invoiceId)) {
+      if (pending.reference === except) continue;
+      const verified = await paystack.verifyTransaction(pending.reference);
+      if (verified?.status !== 'success') continue;
+      const application = await recordConfirmedPayment(deps.pool, invoice, 'paystack', pending.reference, {
+        amountMinor: verified.amountMinor,
+        currency: verified.currency,
+        counts: 'payment',
+        paidAt: verified.paidAt ?? new Date(),
+        gatewayResponse: verified.gatewayResponse || 'verified with Paystack',
+      });
+      if (application.applied === 'paid') {
+        paidBy = {
+          reference: pending.reference,
+          amountMinor: verified.amountMinor,
+          currency: verified.currency,
+        };
+      }
+    }
+    return { invoice: await loadInvoice(invoice.tenantId, invoice.invoiceId), paidBy };
   }
 
   /**
@@ -275,6 +340,61 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
   }
 
   return {
+    /**
+     * Whether a reported payment (the paymentSucceeded signal, from a webhook, an operator or another workflow) really
+     * paid the invoice: the invoices row paid in full, else Paystack verifying the reference named or a pending
+     * payment link. Never throws for an unknown invoice: an unconfirmed answer says why.
+     */
+    async confirmInvoicePaid(request: ConfirmInvoicePaidRequest): Promise<InvoicePaidConfirmation> {
+      const found = await findPayableInvoice(deps.pool, request.tenantId, request.invoiceId);
+      if (!('invoice' in found)) {
+        return {
+          confirmed: false,
+          reason: `invoice ${request.invoiceId} of tenant ${request.tenantId} is not in the ${found.missing === 'tenant' ? 'tenants' : 'invoices'} table`,
+        };
+      }
+      let invoice = found.invoice;
+      const paidInFull = (i: PayableInvoice) => i.status === 'paid' || i.totalMinor - i.amountPaidMinor <= 0;
+      if (paidInFull(invoice))
+        return { confirmed: true, detail: `invoice ${invoice.invoiceId} is paid in the database` };
+      const notes: string[] = [];
+      if (invoice.paymentProcessor === 'paystack' && deps.paystack && invoice.status !== 'void') {
+        const reference = request.reference?.replace(/^Paystack\s+/, '').trim();
+        if (reference) {
+          const verified = await deps.paystack.verifyTransaction(reference);
+          if (verified?.status === 'success') {
+            const application = await recordConfirmedPayment(deps.pool, invoice, 'paystack', reference, {
+              amountMinor: verified.amountMinor,
+              currency: verified.currency,
+              counts: 'payment',
+              paidAt: verified.paidAt ?? new Date(),
+              gatewayResponse: verified.gatewayResponse || 'verified with Paystack',
+            });
+            if (application.applied !== 'paid') notes.push(describeApplication(application));
+          } else {
+            notes.push(
+              `Paystack ${verified ? `reports ${reference} as ${verified.status}` : `does not know ${reference}`}`,
+            );
+          }
+        }
+        invoice = (await settlePendingPaystack(deps.paystack, invoice)).invoice;
+        if (paidInFull(invoice)) {
+          return {
+            confirmed: true,
+            detail: `Paystack confirmed the payment of invoice ${invoice.invoiceId}`,
+          };
+        }
+      }
+      return {
+        confirmed: false,
+        reason:
+          `invoice ${invoice.invoiceId} is ${invoice.status}, ${formatMinorUnits(invoice.amountPaidMinor, invoice.currency)} ` +
+          `of ${formatMinorUnits(invoice.totalMinor, invoice.currency)} paid` +
+          (notes.length > 0 ? `; ${notes.join('; ')}` : '') +
+          ': record the payment (webhook replay or reconcile), then signal again',
+      };
+    },
+
     /** Runbook "Retry Payment": charge the amount due once under the key, and mark the invoice paid on success. */
     async retryInvoicePayment(request: RetryInvoicePaymentRequest): Promise<PaymentAttemptResult> {
       const invoice = await loadInvoice(request.tenantId, request.invoiceId);
@@ -331,12 +451,21 @@ export function createPaymentActivities(deps: PaymentActivityDependencies) {
           reason: `tenant ${invoice.tenantId} has no saved Paystack card (paystack_authorization_code); send a payment link`,
         };
       }
-      const tx = await openTransaction(invoice, 'paystack', reference);
-      if (tx.status === 'success') return paidEarlier(invoice, tx);
+      // A customer who paid by the payment link is never charged again: its pending reference is verified first.
+      const settled = await settlePendingPaystack(deps.paystack, invoice, reference);
+      if (settled.paidBy) return { outcome: 'succeeded', ...settled.paidBy };
+      if (
+        settled.invoice.status === 'paid' ||
+        settled.invoice.totalMinor - settled.invoice.amountPaidMinor <= 0
+      ) {
+        return alreadyPaid(settled.invoice);
+      }
+      const tx = await openTransaction(settled.invoice, 'paystack', reference);
+      if (tx.status === 'success') return paidEarlier(settled.invoice, tx);
       return settleRefusal(
         'paystack',
         tx,
-        chargePaystack(deps.paystack, invoice, authorizationCode, tx, request.attempt),
+        chargePaystack(deps.paystack, settled.invoice, authorizationCode, tx, request.attempt),
       );
     },
 

@@ -26,6 +26,8 @@ export const DEFAULT_ALERT_ROUTES: AlertRouting = {
   // Slow or failing webhook processing: events from the processor are not reaching billing state.
   WebhookProcessingDelayed: { kind: 'webhook_failure' },
   FailedWebhookRateHigh: { kind: 'webhook_failure' },
+  // Payment events for a tenant billops does not have: failed payments wait for it, nothing is dunned meanwhile.
+  WebhookTenantUnknown: { kind: 'webhook_failure' },
   // Dunning conversion < 50 % / < 30 %: dunning recovers through payment retries, so a collapse means the collection
   // path is failing; the processor-outage response (grace, automated suspensions stopped) protects the tenants it
   // would otherwise suspend. No kind is closer: billing_system_outage is billops itself being down, and would tell

@@ -3,6 +3,7 @@ import type { Pool } from 'pg';
 import type { PaymentProcessorName } from '../domain/dunning';
 import type { BillingTier } from '../domain/policy';
 import type { FailedProcessorInvoice, PaidProcessorInvoice, WebhookProvider } from '../domain/paymentEvents';
+import { applyPayment, recordConfirmedPayment, type PaymentApplication } from './payments';
 
 export interface WebhookTenant {
   id: string;
@@ -163,29 +164,57 @@ export async function findOrRecordFailedInvoice(
 }
 
 /**
- * Marks our invoice paid (and a pending payment transaction under the reference successful); idempotent, so a retried
- * delivery finds the same invoice. Undefined when we hold no invoice for it.
+ * Records a payment the processor reports and applies it to our invoice: paid only when what it received covers its
+ * total in its currency; less is recorded as partial (the invoice stays open); another currency is recorded on the
+ * transaction, not applied, with the reason. Idempotent: a retried delivery is not counted twice. Undefined when we
+ * hold no invoice for it.
  */
 export async function recordInvoicePaid(
   pool: Pool,
   provider: WebhookProvider,
   tenant: WebhookTenant,
   paid: PaidProcessorInvoice,
-): Promise<string | undefined> {
+): Promise<PaymentApplication | undefined> {
   const found = await findInvoice(pool, provider, paid);
   if (!found) return undefined;
   const invoice = ownedBy(found, tenant, provider);
-  await pool.query(
-    `UPDATE invoices SET status = 'paid', paid_at = COALESCE(paid_at, $2), amount_paid_minor = total_minor
-     WHERE id = $1 AND status NOT IN ('paid', 'void')`,
-    [invoice.id, paid.paidAt],
-  );
-  if (paid.transactionReference) {
+  if (!paid.paid) {
+    // The event names no amount: the processor settled its invoice in full (Stripe's invoice.paid).
     await pool.query(
-      `UPDATE payment_transactions SET status = 'success', paid_at = COALESCE(paid_at, $3)
-       WHERE processor = $1 AND reference = $2 AND status = 'pending'`,
-      [provider, paid.transactionReference, paid.paidAt],
+      `UPDATE invoices SET status = 'paid', paid_at = COALESCE(paid_at, $2), amount_paid_minor = total_minor
+       WHERE id = $1 AND status NOT IN ('paid', 'void')`,
+      [invoice.id, paid.paidAt],
+    );
+    if (paid.transactionReference) {
+      await pool.query(
+        `UPDATE payment_transactions SET status = 'success', paid_at = COALESCE(paid_at, $3)
+         WHERE processor = $1 AND reference = $2 AND status = 'pending'`,
+        [provider, paid.transactionReference, paid.paidAt],
+      );
+    }
+    const { rows } = await pool.query<{ status: string }>('SELECT status FROM invoices WHERE id = $1', [
+      invoice.id,
+    ]);
+    return rows[0]?.status === 'paid'
+      ? { applied: 'paid', invoiceId: invoice.id }
+      : {
+          applied: 'none',
+          invoiceId: invoice.id,
+          reason: `invoice ${invoice.id} is ${rows[0]?.status ?? 'gone'}`,
+        };
+  }
+  const received = { ...paid.paid, paidAt: paid.paidAt };
+  if (paid.transactionReference) {
+    const { rows } = await pool.query<{ currency: string }>('SELECT currency FROM invoices WHERE id = $1', [
+      invoice.id,
+    ]);
+    return recordConfirmedPayment(
+      pool,
+      { tenantId: tenant.id, invoiceId: invoice.id, currency: rows[0]?.currency ?? received.currency },
+      provider,
+      paid.transactionReference,
+      { ...received, gatewayResponse: `${provider} reports ${paid.reference}` },
     );
   }
-  return invoice.id;
+  return applyPayment(pool, invoice.id, received);
 }

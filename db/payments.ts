@@ -1,7 +1,7 @@
 // The rows a dunning payment reads and writes: the payable invoice with its tenant, and each attempt's
 // payment_transactions row (opened pending under its reference, then marked success or failed).
 import type { Pool, PoolClient } from 'pg';
-import { normalizeCurrency } from '../domain/money';
+import { formatMinorUnits, normalizeCurrency } from '../domain/money';
 import { inTransaction } from './pool';
 import type { Processor, ProcessorOrNone } from '../domain/vocabulary';
 
@@ -143,6 +143,100 @@ export async function openPaymentTransaction(
   };
 }
 
+/** How a payment met its invoice: paid in full, recorded as partial (the invoice stays open), or not applied and why. */
+export type PaymentApplication =
+  | { applied: 'paid'; invoiceId: string }
+  | { applied: 'partial'; invoiceId: string; amountPaidMinor: number; totalMinor: number; currency: string }
+  | { applied: 'none'; invoiceId: string; reason: string };
+
+/** Money received for an invoice, in minor units. */
+export interface ReceivedPayment {
+  amountMinor: number;
+  currency: string;
+  /** `payment`: this one payment, added to what the invoice had; `invoiceTotal`: all the processor received for it. */
+  counts: 'payment' | 'invoiceTotal';
+  paidAt: Date;
+}
+
+interface AmountsRow {
+  status: string;
+  total_minor: number | string;
+  amount_paid_minor: number | string;
+  currency: string;
+}
+
+/** Why a payment in `currency` is not a payment of the invoice, or undefined when the currencies agree. */
+export function currencyMismatch(
+  invoiceId: string,
+  invoiceCurrency: string,
+  paid: ReceivedPayment,
+): string | undefined {
+  if (normalizeCurrency(paid.currency) === normalizeCurrency(invoiceCurrency)) return undefined;
+  return (
+    `${formatMinorUnits(paid.amountMinor, paid.currency)} was paid, but invoice ${invoiceId} is in ` +
+    `${normalizeCurrency(invoiceCurrency)}: recorded, not applied; refund it or settle the invoice by hand`
+  );
+}
+
+/**
+ * Applies money received to the invoice (locked in the caller's transaction, or alone on a pool): it is paid only when
+ * what it received covers its total in its currency; less is recorded as partial, another currency not at all.
+ */
+export async function applyPayment(
+  db: Pool | PoolClient,
+  invoiceId: string,
+  paid: ReceivedPayment,
+): Promise<PaymentApplication> {
+  const { rows } = await db.query<AmountsRow>(
+    'SELECT status, total_minor, amount_paid_minor, currency FROM invoices WHERE id = $1 FOR UPDATE',
+    [invoiceId],
+  );
+  const row = rows[0];
+  if (!row)
+    return { applied: 'none', invoiceId, reason: `invoice ${invoiceId} is not in the invoices table` };
+  if (row.status === 'paid') return { applied: 'paid', invoiceId };
+  if (row.status === 'void') {
+    return {
+      applied: 'none',
+      invoiceId,
+      reason: `invoice ${invoiceId} is void: recorded, not applied; refund the payment or apply it by hand`,
+    };
+  }
+  const mismatch = currencyMismatch(invoiceId, row.currency, paid);
+  if (mismatch) return { applied: 'none', invoiceId, reason: mismatch };
+  const total = minorUnits(row.total_minor);
+  const before = minorUnits(row.amount_paid_minor);
+  const received = paid.counts === 'payment' ? before + paid.amountMinor : Math.max(before, paid.amountMinor);
+  if (received >= total) {
+    await markInvoicePaid(db, invoiceId, paid.paidAt);
+    return { applied: 'paid', invoiceId };
+  }
+  await db.query('UPDATE invoices SET amount_paid_minor = $2 WHERE id = $1', [invoiceId, received]);
+  return {
+    applied: 'partial',
+    invoiceId,
+    amountPaidMinor: received,
+    totalMinor: total,
+    currency: normalizeCurrency(row.currency),
+  };
+}
+
+/** What a partial or unapplied payment leaves to do, for a note or a timeline. */
+export function describeApplication(application: PaymentApplication): string {
+  switch (application.applied) {
+    case 'paid':
+      return `invoice ${application.invoiceId} is paid`;
+    case 'partial':
+      return (
+        `partial payment: invoice ${application.invoiceId} has received ` +
+        `${formatMinorUnits(application.amountPaidMinor, application.currency)} of ` +
+        `${formatMinorUnits(application.totalMinor, application.currency)} and stays open`
+      );
+    case 'none':
+      return application.reason;
+  }
+}
+
 /** Marks the invoice paid in full; a no-op when it already is, so a retry never counts a payment twice. */
 export async function markInvoicePaid(db: Pool | PoolClient, invoiceId: string, paidAt: Date): Promise<void> {
   await db.query(
@@ -160,15 +254,111 @@ export async function recordPaymentSuccess(
   invoiceId: string,
   gatewayResponse: string,
   paidAt: Date,
-): Promise<void> {
-  await inTransaction(pool, async (client) => {
-    await client.query(
+  paid?: Pick<ReceivedPayment, 'amountMinor' | 'currency'>,
+): Promise<PaymentApplication> {
+  return inTransaction(pool, async (client) => {
+    const updated = await client.query(
       `UPDATE payment_transactions
           SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL
-        WHERE processor = $1 AND reference = $2`,
+        WHERE processor = $1 AND reference = $2 AND status <> 'success'`,
       [processor, reference, paidAt, gatewayResponse],
     );
-    await markInvoicePaid(client, invoiceId, paidAt);
+    // Without an amount the processor settled the invoice itself (Stripe pays the whole invoice).
+    if (!paid) {
+      await markInvoicePaid(client, invoiceId, paidAt);
+      return { applied: 'paid', invoiceId };
+    }
+    // A success recorded earlier was applied then: applying it again would count it twice.
+    if (updated.rowCount === 0)
+      return applyPayment(client, invoiceId, { ...paid, counts: 'payment', amountMinor: 0, paidAt });
+    return applyPayment(client, invoiceId, { ...paid, counts: 'payment', paidAt });
+  });
+}
+
+interface PendingReferenceRow {
+  reference: string;
+  amount_minor: number | string;
+  currency: string;
+}
+
+/** The invoice's Paystack references still pending (payment links handed out, charges not yet settled), oldest first. */
+export async function pendingReferences(
+  pool: Pool,
+  processor: ChargingProcessor,
+  invoiceId: string,
+): Promise<{ reference: string; amountMinor: number; currency: string }[]> {
+  const { rows } = await pool.query<PendingReferenceRow>(
+    `SELECT reference, amount_minor, currency FROM payment_transactions
+      WHERE processor = $1 AND invoice_id = $2 AND status = 'pending' ORDER BY created_at`,
+    [processor, invoiceId],
+  );
+  return rows.map((r) => ({
+    reference: r.reference,
+    amountMinor: minorUnits(r.amount_minor),
+    currency: r.currency,
+  }));
+}
+
+/**
+ * A payment the processor confirmed under `reference` (one we opened, or one the customer made): its row says success
+ * with what was paid, and the payment is applied to the invoice once. A payment in another currency is noted on the
+ * row and not applied.
+ */
+export async function recordConfirmedPayment(
+  pool: Pool,
+  invoice: Pick<PayableInvoice, 'tenantId' | 'invoiceId' | 'currency'>,
+  processor: ChargingProcessor,
+  reference: string,
+  paid: ReceivedPayment & { gatewayResponse: string },
+): Promise<PaymentApplication> {
+  return inTransaction(pool, async (client) => {
+    const mismatch = currencyMismatch(invoice.invoiceId, invoice.currency, paid);
+    if (mismatch) {
+      await client.query(
+        `UPDATE payment_transactions SET gateway_response = $3
+          WHERE processor = $1 AND reference = $2 AND status = 'pending'`,
+        [processor, reference, mismatch],
+      );
+      return { applied: 'none', invoiceId: invoice.invoiceId, reason: mismatch };
+    }
+    const updated = await client.query(
+      `UPDATE payment_transactions
+          SET status = 'success', paid_at = coalesce(paid_at, $3), gateway_response = $4, failure_code = NULL,
+              amount_minor = $5, currency = $6
+        WHERE processor = $1 AND reference = $2 AND invoice_id = $7 AND status <> 'success'`,
+      [
+        processor,
+        reference,
+        paid.paidAt,
+        paid.gatewayResponse,
+        paid.amountMinor,
+        normalizeCurrency(paid.currency),
+        invoice.invoiceId,
+      ],
+    );
+    let fresh = updated.rowCount === 1;
+    if (!fresh) {
+      const inserted = await client.query(
+        `INSERT INTO payment_transactions
+           (tenant_id, invoice_id, processor, reference, status, amount_minor, currency, gateway_response, paid_at)
+         VALUES ($1, $2, $3, $4, 'success', $5, $6, $7, $8)
+         ON CONFLICT (processor, reference) DO NOTHING`,
+        [
+          invoice.tenantId,
+          invoice.invoiceId,
+          processor,
+          reference,
+          paid.amountMinor,
+          normalizeCurrency(paid.currency),
+          paid.gatewayResponse,
+          paid.paidAt,
+        ],
+      );
+      fresh = inserted.rowCount === 1;
+    }
+    // Already recorded as a success: it was applied then, and is not counted twice.
+    const counted = fresh || paid.counts === 'invoiceTotal' ? paid : { ...paid, amountMinor: 0 };
+    return applyPayment(client, invoice.invoiceId, counted);
   });
 }
 

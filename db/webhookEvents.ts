@@ -17,6 +17,13 @@ import { storableJsonBody, storableText } from './storable';
 /** Statuses after which a replayed delivery is a duplicate; 'failed' (and 'received') rows are processed again. */
 export type FinalStatus = 'processed' | 'ignored' | 'stored_for_incident';
 
+/**
+ * How the note of an event that waits for its tenant starts: a failed payment naming a tenant billops does not have
+ * yet. Its outcome is 'ignored' (nothing was done), but finishEvents stores the row as 'failed' with the note, so a
+ * retried delivery or `billops webhooks retry` acts on it again once the tenant exists.
+ */
+export const WAITING_FOR_TENANT = 'tenant unknown: waiting for tenant';
+
 export type Claim =
   /**
    * `tenant`: the tenant the event names, as the claim resolved it and wrote it on the row; undefined when none is ours.
@@ -213,16 +220,23 @@ export interface Finished {
 
 /**
  * The events are dealt with, in one statement. The claim wrote tenant_id and no column set here is indexed, so each
- * row is updated in place on its page (HOT), with no index entry written.
+ * row is updated in place on its page (HOT), with no index entry written. An ignored event whose note says it waits
+ * for its tenant (WAITING_FOR_TENANT) is stored 'failed' with that note, for the retries to take.
  */
 export async function finishEvents(pool: Pool, events: Finished[]): Promise<void> {
   await pool.query({
     name: FINISH_STATEMENT,
     text: `UPDATE webhook_events AS e
-           SET status = f.status, error = f.note, processed_at = now(), claimed_at = NULL
+           SET status = CASE WHEN f.status = 'ignored' AND starts_with(f.note, $4) THEN 'failed' ELSE f.status END,
+               error = f.note, processed_at = now(), claimed_at = NULL
            FROM unnest($1::uuid[], $2::text[], $3::text[]) AS f(id, status, note)
            WHERE e.id = f.id`,
-    values: [events.map((e) => e.rowId), events.map((e) => e.status), events.map((e) => e.note ?? null)],
+    values: [
+      events.map((e) => e.rowId),
+      events.map((e) => e.status),
+      events.map((e) => e.note ?? null),
+      WAITING_FOR_TENANT,
+    ],
   });
 }
 

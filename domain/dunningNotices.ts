@@ -123,14 +123,19 @@ export function stepNotice(
   }
 }
 
-/** The Payment Recovered confirmation: every invoice of the lifecycle, and what was paid in all. */
+/**
+ * The Payment Recovered confirmation: every paid invoice of the lifecycle, and what was paid in all. An invoice that
+ * failed while the recovery was finishing is not in it: the next lifecycle duns it.
+ */
 export function recoveryNotice(state: DunningState, contact: NoticeContact): DunningNotice {
+  const paid = state.invoices.filter((i) => i.paid);
+  const invoices = paid.length > 0 ? paid : state.invoices;
   const vars = {
     tenant_id: state.tenantId,
-    invoice_id: state.invoices.map((i) => i.invoiceId).join(', '),
+    invoice_id: invoices.map((i) => i.invoiceId).join(', '),
     amount_paid: formatMinorUnits(
-      state.invoices.reduce((sum, i) => sum + i.amountMinor, 0),
-      state.invoices[0]!.currency,
+      invoices.reduce((sum, i) => sum + i.amountMinor, 0),
+      invoices[0]!.currency,
     ),
   };
   return { template: 'paymentRecovered', to: contact.billingEmail, vars };

@@ -36,6 +36,11 @@ export interface PaidProcessorInvoice {
   paidAt: Date;
   /** What the customer sees as the payment's reference in the lifecycle's timeline. */
   reference: string;
+  /**
+   * What was paid, when the event says: `payment` is this one payment (a Paystack charge), `invoiceTotal` what the
+   * processor's invoice has received in all (Stripe's amount_paid). Minor units; ISO 4217, upper case.
+   */
+  paid?: { amountMinor: number; currency: string; counts: 'payment' | 'invoiceTotal' };
 }
 
 export type WebhookIntent =

@@ -15,7 +15,8 @@ import {
   type InvoiceRow,
   type WebhookTenant,
 } from '../db/billingRecords';
-import type { FinalStatus } from '../db/webhookEvents';
+import { describeApplication } from '../db/payments';
+import { WAITING_FOR_TENANT, type FinalStatus } from '../db/webhookEvents';
 import type { TenantReference, VerifiedEvent, WebhookIntent, WebhookProvider } from '../domain/paymentEvents';
 
 export interface ActionContext {
@@ -116,7 +117,7 @@ export async function actOn(
       return { status: 'processed', tenantId: tenant.id, workflowId: handle.workflowId };
     }
     case 'paymentFailed': {
-      if (!tenant) return unknownTenant(event.provider, intent.tenant);
+      if (!tenant) return waitForTenant(event.provider, intent.tenant);
       const refusal = refusalFor(ctx.policy, tenant);
       if (refusal) return refusal;
       const ours = invoice
@@ -149,10 +150,15 @@ export async function actOn(
     }
     case 'paymentSucceeded': {
       if (!tenant) return unknownTenant(event.provider, intent.tenant);
-      const invoiceId = await recordInvoicePaid(ctx.pool, event.provider, tenant, intent.invoice);
-      if (!invoiceId) {
+      const application = await recordInvoicePaid(ctx.pool, event.provider, tenant, intent.invoice);
+      if (!application) {
         return { status: 'ignored', tenantId: tenant.id, note: 'no invoice of ours matches this payment' };
       }
+      // A partial payment, or one in another currency, is recorded and recovers nothing.
+      if (application.applied !== 'paid') {
+        return { status: 'processed', tenantId: tenant.id, note: describeApplication(application) };
+      }
+      const invoiceId = application.invoiceId;
       const workflowId = dunningWorkflowId(tenant.id);
       try {
         await ctx.client.withDeadline(Date.now() + ctx.temporalTimeoutMs, () =>
@@ -196,5 +202,25 @@ function unknownTenant(provider: WebhookProvider, ref: TenantReference): ActionO
     status: 'ignored',
     tenantUnknown: true,
     note: `unknown tenant: ${named.length > 0 ? named.join(', ') : 'the event names no tenant'} matches no tenant`,
+  };
+}
+
+/**
+ * A failed payment for a tenant billops does not have yet (a signup still being provisioned, a mapping not written
+ * yet): nothing is started now, and the row is kept 'failed' with this note (finishEvents) so `billops webhooks retry`
+ * or the provider's retry acts on it once the tenant exists. An event that names no tenant at all cannot wait for one.
+ */
+function waitForTenant(provider: WebhookProvider, ref: TenantReference): ActionOutcome {
+  const named = [
+    ref.metadataTenantId && `metadata.tenant_id ${ref.metadataTenantId}`,
+    ref.customerId && `${provider} customer ${ref.customerId}`,
+  ].filter(Boolean);
+  if (named.length === 0) return unknownTenant(provider, ref);
+  return {
+    status: 'ignored',
+    tenantUnknown: true,
+    note:
+      `${WAITING_FOR_TENANT} ${named.join(', ')}: no tenant matches yet; kept as failed, and ` +
+      '`billops webhooks retry` acts on it once the tenant exists',
   };
 }

@@ -1,7 +1,7 @@
 // `billops webhooks retry`: stored payment events whose processing failed, acted on again through the ingress's own claim → act → finish path.
 import type { Pool } from 'pg';
 import type { ActionContext } from './act';
-import type { Claim, FinalStatus } from '../db/webhookEvents';
+import { WAITING_FOR_TENANT, type Claim, type FinalStatus } from '../db/webhookEvents';
 import { LEASE_SECONDS, processEvent, TEMPORAL_TIMEOUT_MS } from './process';
 import { MalformedEventError, type VerifiedEvent, type WebhookProvider } from '../domain/paymentEvents';
 import { readPaystackEvent } from './read/paystack';
@@ -153,6 +153,10 @@ async function replayOne(
   switch (processed.kind) {
     case 'done': {
       const { done } = processed;
+      // Still waiting for its tenant: the row stays 'failed' with the reason (finishEvents), so it is reported so.
+      if (done.status === 'ignored' && done.note?.startsWith(WAITING_FOR_TENANT)) {
+        return { outcome: 'failed', reason: done.note, attempts: processed.attempt };
+      }
       return {
         outcome: done.status,
         tenantId: done.tenantId,
@@ -205,7 +209,10 @@ function storedBody(row: PendingRow): Buffer {
   return Buffer.from(JSON.stringify(row.payload), 'utf8');
 }
 
-/** What a retry may take: the statuses claimEvent takes again, among verified stripe and paystack events. */
+/**
+ * What a retry may take: the statuses claimEvent takes again, among verified stripe and paystack events. A failed
+ * payment whose tenant was unknown is among them: it is stored 'failed' waiting for its tenant (WAITING_FOR_TENANT).
+ */
 async function pendingEvents(
   pool: Pool,
   clock: { since: Date; expiredBefore: Date },

@@ -3,6 +3,8 @@ import {
   ApplicationFailure,
   allHandlersFinished,
   condition,
+  continueAsNew,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -28,12 +30,14 @@ import {
   markInvoicePaid,
   markRecovered,
   newDunningState,
+  notePaymentUnconfirmed,
   nextStep,
   outstanding,
   pause,
   recordHardDecline,
   resume,
   statusOf,
+  stepOccurrence,
   type DunningInput,
   type DunningPhase,
   type DunningState,
@@ -46,6 +50,7 @@ import {
   recoveryNotice,
   stepNotice,
   type DunningNotice,
+  type NoticeContact,
   type NoticeContext,
 } from '../domain/dunningNotices';
 import { DunningPhase as DunningPhaseKey } from '../domain/searchAttributes';
@@ -73,7 +78,13 @@ const NOT_RETRIED = ['TenantUnknown', 'InvoiceUnknown', 'ProcessorAuthFailed'];
 
 export async function dunningWorkflow(input: DunningInput): Promise<DunningOutcome> {
   const info = workflowInfo();
-  const state = startingState(input, `${info.workflowId}/${info.firstExecutionRunId}`);
+  // A lifecycle continued for a payment that failed during the previous one's recovery keys its steps by its own run.
+  const run = info.continuedFromExecutionRunId ? info.runId : info.firstExecutionRunId;
+  const state = startingState(input, `${info.workflowId}/${run}`);
+  // Issue 15 item 6, for lifecycles started from this version on (recorded histories replay without them).
+  const dunsLateFailure = patched('dunning-late-failure-continues');
+  const resendsMovedSteps = patched('dunning-occurrence-keys');
+  const readsContactPerNotice = patched('dunning-contact-per-notice');
   // A lost worker's activity is retried after this timeout; every call here finishes in seconds when healthy.
   const options = quick(input.policy, NOT_RETRIED);
   const notices = proxyActivities<NoticeActivities>(options);
@@ -89,8 +100,26 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   // ---- Message handling ----
   setHandler(dunningStatusQuery, () => statusOf(state));
   setHandler(paymentFailedSignal, (invoice) => addFailedInvoice(state, invoice, Date.now()));
-  setHandler(paymentSucceededSignal, ({ invoiceId, reference }) => {
-    markInvoicePaid(state, invoiceId, Date.now(), reference ? `paid, reference ${reference}` : 'paid');
+  setHandler(paymentSucceededSignal, async ({ invoiceId, reference }) => {
+    const how = reference ? `paid, reference ${reference}` : 'paid';
+    // Counted only when the database or the provider confirms it; histories from before replay as they ran.
+    if (!patched('confirm-payment-succeeded')) {
+      markInvoicePaid(state, invoiceId, Date.now(), how);
+      return;
+    }
+    if (!state.invoices.some((i) => i.invoiceId === invoiceId && !i.paid)) return;
+    let unconfirmed: string;
+    try {
+      const answer = await payments.confirmInvoicePaid({ tenantId: state.tenantId, invoiceId, reference });
+      if (answer.confirmed) {
+        markInvoicePaid(state, invoiceId, Date.now(), `${how}; ${answer.detail}`);
+        return;
+      }
+      unconfirmed = answer.reason;
+    } catch (err) {
+      unconfirmed = `could not be checked (${err instanceof Error ? err.message : String(err)}); signal again`;
+    }
+    notePaymentUnconfirmed(state, invoiceId, Date.now(), unconfirmed);
   });
   setHandler(pauseSignal, ({ operator, reason }) => pause(state, Date.now(), operator, reason));
   setHandler(resumeSignal, ({ operator }) => resume(state, Date.now(), operator));
@@ -140,7 +169,7 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   const outcome = isRecovered(state) ? 'recovered' : 'deleted';
   if (outcome === 'recovered') {
     await restoreService('payment recovered');
-    await send('payment-recovered', recoveryNotice(state, contact));
+    await send('payment-recovered', recoveryNotice(state, await currentContact()));
     markRecovered(state, Date.now());
   }
   await records.closeDunningRecord({
@@ -151,17 +180,34 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   });
   publish(state);
   await condition(allHandlersFinished);
+  // A payment failed while the recovery was finishing: checked in the same workflow task as the return, so a signal
+  // that arrives later makes the server refuse the close and deliver it first. Its invoice is dunned afresh.
+  const stillOpen = outstanding(state);
+  if (dunsLateFailure && outcome === 'recovered' && stillOpen.length > 0) {
+    await continueAsNew<typeof dunningWorkflow>({
+      ...input,
+      tenantName: state.tenantName,
+      invoice: stillOpen[0]!,
+      moreInvoices: stillOpen.slice(1),
+    });
+  }
   return {
     tenantId: state.tenantId,
     phase: state.phase,
     paidInvoices: state.invoices.filter((i) => i.paid).map((i) => i.invoiceId),
   };
 
+  /** The billing contact as it stands now, so a corrected address gets the next notice. */
+  async function currentContact(): Promise<NoticeContact> {
+    return readsContactPerNotice ? notices.getTenantContact(input.tenantId) : contact;
+  }
+
   // ---- The runbook's steps ----
   /** One step, its notice built from the deadlines as they stood when the step began; returns what it did. */
   async function perform(step: LifecycleStep): Promise<string | undefined> {
     const context: NoticeContext = { deadlines: deadlines(state), billingPortalUrl: input.billingPortalUrl };
-    const notify = () => send(step.id, stepNotice(step, state, contact, context));
+    const occurrence = resendsMovedSteps ? stepOccurrence(step) : step.id;
+    const notify = async () => send(occurrence, stepNotice(step, state, await currentContact(), context));
     switch (step.kind) {
       case 'paymentRetry':
         return retryPayments(step, context);
@@ -169,10 +215,10 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
         await notify();
         return `${step.daysPastDue ?? 0} days past due`;
       case 'warning': {
-        const notice = stepNotice(step, state, contact, context)!;
-        await send(step.id, notice);
+        const notice = stepNotice(step, state, await currentContact(), context)!;
+        await send(occurrence, notice);
         await notices.addDashboardNotification({
-          idempotencyKey: key(step.id),
+          idempotencyKey: key(occurrence),
           tenantId: state.tenantId,
           kind: 'downgradeWarning',
           message: renderTemplate(notice.template, notice.vars).subject,
@@ -224,7 +270,8 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
         idempotencyKey: key(`payment-link/${invoice.invoiceId}`),
       });
       const paymentLink = { invoiceId: invoice.invoiceId, url: link.url, sentAt: Date.now() };
-      await send('payment-failure-notice', stepNotice(step, state, contact, { ...context, paymentLink }));
+      const to = await currentContact();
+      await send('payment-failure-notice', stepNotice(step, state, to, { ...context, paymentLink }));
       state.failureNoticeSent = true;
     }
     return results.join('; ');

@@ -31,6 +31,8 @@ export interface RollupWindowResult {
   eventsProcessed: number;
   rollupsWritten: number;
   rollupsDeleted: number;
+  /** Rollups of earlier hours recomputed because events of those hours arrived late (LATE_HOURS). */
+  lateRollupsWritten?: number;
 }
 
 export interface BackfillRollupsRequest extends TimeWindow {
@@ -94,6 +96,36 @@ const ROLLUP_WINDOW = `
          coalesce(sum(event_count), 0)::bigint AS events
   FROM upserted`;
 
+/**
+ * Hours before the window that received events late: events received (received_at, the ingestion transaction's
+ * start) from an hour before the window's start to its end whose hour is before the window. Consecutive hourly
+ * windows cover every arrival time, so an event accepted after its hour was rolled up is rolled up by the next hourly
+ * run; the extra hour covers an ingestion transaction that committed after the previous run read the events. Each
+ * such (tenant, meter, hour) is recomputed from all its events. $1 from, $2 tenants or null for all, $3 the run,
+ * $4 to.
+ */
+const LATE_HOURS = `
+  WITH late AS (
+    SELECT DISTINCT tenant_id, meter, date_trunc('hour', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour
+    FROM usage_events
+    WHERE received_at >= $1::timestamptz - interval '1 hour' AND received_at < $4::timestamptz
+      AND occurred_at < $1::timestamptz
+      AND ($2::text[] IS NULL OR tenant_id = ANY ($2::text[]))
+  ), upserted AS (
+    INSERT INTO usage_rollups AS r (tenant_id, meter, hour, quantity, event_count, run_id, computed_at)
+    SELECT l.tenant_id, l.meter, l.hour, sum(e.quantity), count(*), $3::bigint, now()
+    FROM late l
+    JOIN usage_events e ON e.tenant_id = l.tenant_id AND e.meter = l.meter
+      AND e.occurred_at >= l.hour AND e.occurred_at < l.hour + interval '1 hour'
+    GROUP BY 1, 2, 3
+    ORDER BY l.tenant_id COLLATE "C", l.meter COLLATE "C", 3
+    ON CONFLICT (tenant_id, meter, hour) DO UPDATE
+      SET quantity = EXCLUDED.quantity, event_count = EXCLUDED.event_count,
+          run_id = EXCLUDED.run_id, computed_at = EXCLUDED.computed_at
+    RETURNING 1
+  )
+  SELECT count(*)::bigint AS written FROM upserted`;
+
 /** Finds the row of an earlier try of the same attempt, else inserts it. */
 const START_RUN = `
   WITH existing AS (
@@ -111,8 +143,16 @@ export function createRollupActivities(opts: RollupActivityOptions) {
   const lockTimeoutMs = opts.lockTimeoutMs ?? 30_000;
   const keepAliveMs = opts.keepAliveMs ?? 1_000;
 
-  /** Recomputes one window in its own transaction. */
-  async function rollUp(window: TimeWindow, tenants: string[] | undefined, runId: number) {
+  /**
+   * Recomputes one window in its own transaction; with `lateHours`, also the earlier hours that received events late
+   * (the hourly job's runs, not a backfill's chunks).
+   */
+  async function rollUp(
+    window: TimeWindow,
+    tenants: string[] | undefined,
+    runId: number,
+    lateHours = false,
+  ): Promise<RollupWindowResult> {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
@@ -122,12 +162,21 @@ export function createRollupActivities(opts: RollupActivityOptions) {
         written: number | string;
         events: number | string;
       }>(ROLLUP_WINDOW, [window.from, window.to, tenants ?? null, runId]);
+      const late = lateHours
+        ? await client.query<{ written: number | string }>(LATE_HOURS, [
+            window.from,
+            tenants ?? null,
+            runId,
+            window.to,
+          ])
+        : undefined;
       await client.query('COMMIT');
       const row = rows[0]!;
       return {
         eventsProcessed: Number(row.events),
         rollupsWritten: Number(row.written),
         rollupsDeleted: Number(row.deleted),
+        ...(late ? { lateRollupsWritten: Number(late.rows[0]!.written) } : {}),
       };
     } catch (err) {
       await client.query('ROLLBACK').catch(() => undefined);
@@ -162,9 +211,9 @@ export function createRollupActivities(opts: RollupActivityOptions) {
       );
     },
 
-    /** Rolls up one hour-aligned window from the raw events, exactly. */
+    /** Rolls up one hour-aligned window from the raw events, exactly, and the earlier hours that received late events. */
     async rollupWindow(req: RollupWindowRequest): Promise<RollupWindowResult> {
-      return rollUp(validWindow(req), req.tenants, req.runId);
+      return rollUp(validWindow(req), req.tenants, req.runId, true);
     },
 
     /**

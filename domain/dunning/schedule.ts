@@ -83,6 +83,15 @@ export function lifecycleSteps(state: DunningState): LifecycleStep[] {
     .map((s) => s.step);
 }
 
+/**
+ * What makes one performance of a step unique (its notices' idempotency keys): the step and when it was due. A grace
+ * extension that makes a performed step due again gives it a new time, so its notice goes out again with the new
+ * dates instead of being answered "already sent".
+ */
+export function stepOccurrence(step: LifecycleStep): string {
+  return `${step.id}@${iso(step.at)}`;
+}
+
 export function nextStep(state: DunningState): LifecycleStep | undefined {
   if (FINAL_PHASES.includes(state.phase)) return undefined;
   return lifecycleSteps(state).find((step) => !state.done.includes(step.id));

@@ -32,6 +32,11 @@ export interface DunningInput {
   tier: BillingTier;
   processor: PaymentProcessorName;
   invoice: FailedInvoice;
+  /**
+   * Further unpaid invoices the lifecycle starts with: a payment that failed while the previous lifecycle was
+   * finishing its recovery continues as a new lifecycle holding every invoice still open.
+   */
+  moreInvoices?: FailedInvoice[];
   /** The policy in force when the lifecycle started; later policy changes never reach a running lifecycle. */
   policy: Policy;
   /** Where customers update their payment method, linked from every notice. */
@@ -89,6 +94,9 @@ export function newDunningState(input: DunningInput, workflowKey: string, now: n
       `tenant ${input.tenantId} is on the ${input.tier} tier, which has no payment processing: there is nothing to dun (upgrade required)`,
     );
   }
+  const invoices = [input.invoice, ...(input.moreInvoices ?? [])].filter(
+    (invoice, index, all) => all.findIndex((i) => i.invoiceId === invoice.invoiceId) === index,
+  );
   return {
     workflowKey,
     tenantId: input.tenantId,
@@ -97,7 +105,7 @@ export function newDunningState(input: DunningInput, workflowKey: string, now: n
     processor: input.processor,
     policy: input.policy,
     startedAt: now,
-    invoices: [{ ...input.invoice, paid: false }],
+    invoices: invoices.map((invoice) => ({ ...invoice, paid: false })),
     phase: 'retrying',
     paused: false,
     pausedSince: null,
@@ -107,7 +115,11 @@ export function newDunningState(input: DunningInput, workflowKey: string, now: n
     hardDeclined: false,
     failureNoticeSent: false,
     revision: 0,
-    timeline: [{ at: iso(now), event: 'payment failed', detail: describeInvoice(input.invoice) }],
+    timeline: invoices.map((invoice) => ({
+      at: iso(now),
+      event: 'payment failed',
+      detail: describeInvoice(invoice),
+    })),
   };
 }
 

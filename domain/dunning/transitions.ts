@@ -51,6 +51,17 @@ export function markInvoicePaid(state: DunningState, invoiceId: string, now: num
   return true;
 }
 
+/** A reported payment that neither the database nor the provider confirms: on the timeline, the invoice still owed. */
+export function notePaymentUnconfirmed(
+  state: DunningState,
+  invoiceId: string,
+  now: number,
+  reason: string,
+): void {
+  state.timeline.push({ at: iso(now), event: 'payment not confirmed', detail: `${invoiceId}: ${reason}` });
+  state.revision++;
+}
+
 export function markRecovered(state: DunningState, now: number): void {
   state.phase = 'recovered';
   state.timeline.push({ at: iso(now), event: 'recovered', detail: 'every outstanding invoice is paid' });

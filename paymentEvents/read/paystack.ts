@@ -148,6 +148,11 @@ function intentOf(type: string, data: Record<string, unknown>): WebhookIntent {
           transactionReference: charge.reference,
           paidAt: when(charge.paid_at ?? charge.paidAt),
           reference: `Paystack ${charge.reference}`,
+          paid: {
+            amountMinor: charge.amount,
+            currency: (charge.currency ?? DEFAULT_CURRENCY).toUpperCase(),
+            counts: 'payment',
+          },
         },
       };
     }

@@ -456,10 +456,73 @@ describe('payment webhooks on the HTTP ingress', () => {
 
     expect(response.statusCode).toBe(200);
     expect(response.json()).toMatchObject({ received: true, status: 'ignored' });
-    expect(response.json().reason).toMatch(new RegExp(`unknown tenant: metadata.tenant_id ${ghost}`));
-    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'ignored', tenant_id: null });
+    expect(response.json().reason).toMatch(
+      new RegExp(`^tenant unknown: waiting for tenant metadata.tenant_id ${ghost}`),
+    );
+    expect(await eventRow('stripe', eventId)).toMatchObject({
+      status: 'failed',
+      tenant_id: null,
+      error: expect.stringMatching(
+        new RegExp(`^tenant unknown: waiting for tenant metadata.tenant_id ${ghost}`),
+      ),
+    });
     expect(await metricValue(metrics.unknownTenant, { provider: 'stripe' })).toBe(before + 1);
     await expectNoWorkflow(ghost);
+  });
+
+  it('keeps a failed payment for a tenant not known yet waiting, and `webhooks retry` starts its lifecycle once the tenant exists', async () => {
+    const customer = `cus_${unique()}`;
+    const eventId = `evt_${unique()}`;
+    const invoiceId = `in_${unique()}`;
+    const retryDeps = {
+      pool: deps.pool,
+      client,
+      taskQueue,
+      policy: defaultPolicy,
+      billingPortalUrl: TEST_PORTAL_URL,
+    };
+
+    // The processor reports the failure before billops has the tenant (a signup still being provisioned).
+    const response = await postStripe(
+      stripeEvent(
+        'invoice.payment_failed',
+        stripeInvoice({ id: invoiceId, customer, amountDue: 2900 }),
+        eventId,
+      ),
+    );
+    expect(response.json()).toMatchObject({ received: true, status: 'ignored' });
+    const waiting = new RegExp(`^tenant unknown: waiting for tenant stripe customer ${customer}`);
+    expect(await eventRow('stripe', eventId)).toMatchObject({
+      status: 'failed',
+      tenant_id: null,
+      error: expect.stringMatching(waiting),
+    });
+
+    // Retried while the tenant is still unknown: it stays waiting, with its reason.
+    const early = await retryFailedWebhooks(retryDeps, { hours: 1 });
+    expect(early.events.find((e) => e.eventKey === eventId)).toMatchObject({
+      previousStatus: 'failed',
+      reason: expect.stringMatching(waiting),
+    });
+    expect(await eventRow('stripe', eventId)).toMatchObject({
+      status: 'failed',
+      error: expect.stringMatching(waiting),
+    });
+
+    // The tenant is added; the next retry acts on the event: the lifecycle starts with the invoice.
+    const late = await insertTenant(deps.pool, 'pro');
+    await deps.pool.query('UPDATE tenants SET stripe_customer_id = $2 WHERE id = $1', [late.id, customer]);
+    const report = await retryFailedWebhooks(retryDeps, { hours: 1 });
+
+    expect(report.events.find((e) => e.eventKey === eventId)).toMatchObject({
+      outcome: 'processed',
+      tenantId: late.id,
+      workflowId: dunningWorkflowId(late.id),
+    });
+    workflowIds.add(dunningWorkflowId(late.id));
+    expect(await eventRow('stripe', eventId)).toMatchObject({ status: 'processed', tenant_id: late.id });
+    expect(await ourInvoice('stripe', invoiceId)).toMatchObject({ tenant_id: late.id, total_minor: 2900 });
+    expect((await settledStatus(late.id, 1)).outstandingInvoices).toHaveLength(1);
   });
 
   it('keeps refunds and disputes for their incident workflows (stored_for_incident), starting nothing', async () => {
@@ -631,7 +694,8 @@ describe('payment webhooks on the HTTP ingress', () => {
     await expectNoWorkflow(named.id);
     expect(unknown.statusCode).toBe(200);
     expect(unknown.json()).toMatchObject({ status: 'ignored' });
-    expect(await eventRow('stripe', unknownId)).toMatchObject({ status: 'ignored', tenant_id: null });
+    // Kept failed, waiting for its tenant, with no tenant named.
+    expect(await eventRow('stripe', unknownId)).toMatchObject({ status: 'failed', tenant_id: null });
   });
 
   it('stores the event, finds its tenant and records its invoice in one statement before handing it to Temporal', async () => {
@@ -805,6 +869,8 @@ describe('payment webhooks on the HTTP ingress', () => {
       cleaned: boolean;
       /** What the answer's reason says. */
       reason?: RegExp;
+      /** A failed payment naming a tenant not known yet: stored 'failed', waiting for it, and acted on again. */
+      waiting?: boolean;
     }
 
     const stripeBytes = (type: string, object: unknown, id: string) =>
@@ -816,7 +882,7 @@ describe('payment webhooks on the HTTP ingress', () => {
         name: string,
         type: string,
         object: unknown,
-        expected: Pick<HostileCase, 'status' | 'cleaned' | 'reason'>,
+        expected: Pick<HostileCase, 'status' | 'cleaned' | 'reason' | 'waiting'>,
         id = `evt_${unique()}`,
         key = id,
       ): HostileCase => ({ name, provider: 'stripe', body: stripeBytes(type, object, id), key, ...expected });
@@ -868,7 +934,7 @@ describe('payment webhooks on the HTTP ingress', () => {
           'NUL in an unpaid invoice for an unknown customer',
           'invoice.payment_failed',
           stripeInvoice({ customer: `cus_${unique()}\u0000`, extra: { description: '\u0000' } }),
-          { status: 'ignored', cleaned: true },
+          { status: 'ignored', cleaned: true, waiting: true, reason: /^tenant unknown: waiting for tenant/ },
         ),
         stripeCase(
           'an escaped backslash before u0000 (not an escape: kept as sent)',
@@ -890,7 +956,10 @@ describe('payment webhooks on the HTTP ingress', () => {
         stripeCase(
           'metadata values that are objects',
           'invoice.payment_failed',
-          stripeInvoice({ extra: { metadata: { tenant_id: { id: 'tnt' }, nested: { a: [1] } } } }),
+          // No customer either: an event that names no tenant cannot wait for one, and is ignored.
+          stripeInvoice({
+            extra: { customer: null, metadata: { tenant_id: { id: 'tnt' }, nested: { a: [1] } } },
+          }),
           { status: 'ignored', cleaned: false, reason: /no tenant/i },
         ),
         stripeCase(
@@ -964,7 +1033,8 @@ describe('payment webhooks on the HTTP ingress', () => {
         expect(first.statusCode).toBe(200);
         expect(first.json()).toMatchObject({ received: true, status: c.status });
         if (c.reason) expect(first.json().reason).toMatch(c.reason);
-        expect(await eventRow(c.provider, c.key)).toMatchObject({ status: c.status, attempts: 1 });
+        const stored = c.waiting ? 'failed' : c.status;
+        expect(await eventRow(c.provider, c.key)).toMatchObject({ status: stored, attempts: 1 });
         const raw = await rawBodyOf(c.provider, c.key);
         if (c.cleaned) expect(raw && raw.equals(c.body)).toBe(true);
         else expect(raw).toBeNull();
@@ -972,8 +1042,14 @@ describe('payment webhooks on the HTTP ingress', () => {
         const second = await deliver(c.provider, c.body);
 
         expect(second.statusCode).toBe(200);
-        expect(second.json()).toEqual({ received: true, duplicate: true });
-        expect(await eventRow(c.provider, c.key)).toMatchObject({ status: c.status, attempts: 1 });
+        if (c.waiting) {
+          // Still waiting for its tenant: acted on again, under the same key, and still waiting.
+          expect(second.json()).toMatchObject({ received: true, status: c.status });
+          expect(await eventRow(c.provider, c.key)).toMatchObject({ status: stored, attempts: 2 });
+        } else {
+          expect(second.json()).toEqual({ received: true, duplicate: true });
+          expect(await eventRow(c.provider, c.key)).toMatchObject({ status: stored, attempts: 1 });
+        }
       },
     );
 

@@ -9,9 +9,11 @@ import {
   paymentReference,
   type PaymentAttemptResult,
 } from '../../activities/payments';
+import { recordInvoicePaid } from '../../db/billingRecords';
 import { createGatewaysFromConfig } from '../../drivers/gateways';
 import { createPaystackGateway } from '../../drivers/paystack';
 import { createStripeGateway } from '../../drivers/stripe';
+import { readPaystackEvent } from '../../paymentEvents/read/paystack';
 import { STRIPE_MOCK_SECRET_KEY } from '../../runtime/stripeMock';
 import { createPool } from '../../db/pool';
 import { parseConfig } from '../../config/env';
@@ -846,5 +848,144 @@ describe('the local Paystack server checks what Paystack checks', () => {
     const signature = signPaystackWebhook('{"event":"charge.success"}', 'sk_test_x');
     expect(signature).toMatch(/^[0-9a-f]{128}$/);
     expect(signPaystackWebhook('{"event":"charge.success"} ', 'sk_test_x')).not.toBe(signature);
+  });
+});
+
+describe('payment truth: an invoice is paid only when what it received covers its total in its currency', () => {
+  const paystackActivities = () =>
+    createPaymentActivities({
+      pool,
+      billingPortalUrl: PORTAL,
+      paystack: createPaystackGateway({
+        secretKey: paystack.secretKey,
+        baseUrl: paystack.url,
+        timeoutSeconds: 5,
+      }),
+    });
+
+  async function paystackTenantAndInvoice(totalMinor: number, authorizationCode?: string) {
+    const tenantId = await insertTenant({ processor: 'paystack', currency: 'NGN', authorizationCode });
+    const invoiceId = await insertInvoice(tenantId, { processor: 'paystack', totalMinor, currency: 'NGN' });
+    const tenant = {
+      id: tenantId,
+      name: 'Payments Test Ltd',
+      tier: 'pro' as const,
+      processor: 'paystack' as const,
+      deleted: false,
+    };
+    return { tenantId, invoiceId, tenant };
+  }
+
+  /** A Paystack charge.success for our invoice, read as the webhook reads it. */
+  function chargeSuccess(invoiceId: string, reference: string, amount: number, currency: string) {
+    const body = {
+      event: 'charge.success',
+      data: {
+        reference,
+        amount,
+        currency,
+        status: 'success',
+        metadata: { invoice_id: invoiceId },
+        paid_at: new Date().toISOString(),
+      },
+    };
+    const event = readPaystackEvent(body, Buffer.from(JSON.stringify(body)));
+    if (event.intent.kind !== 'paymentSucceeded') throw new Error(`read as ${event.intent.kind}`);
+    return event.intent.invoice;
+  }
+
+  async function pendingLink(tenantId: string, invoiceId: string, reference: string, amountMinor: number) {
+    await pool.query(
+      `INSERT INTO payment_transactions (tenant_id, invoice_id, processor, reference, status, amount_minor, currency)
+       VALUES ($1, $2, 'paystack', $3, 'pending', $4, 'NGN')`,
+      [tenantId, invoiceId, reference, amountMinor],
+    );
+  }
+
+  it('a partial payment is recorded as partial: amount_paid_minor grows, the invoice stays open, a redelivery counts once', async () => {
+    const { invoiceId, tenant } = await paystackTenantAndInvoice(250_000);
+    const first = chargeSuccess(invoiceId, `part-${suffix()}`, 100_000, 'NGN');
+
+    await recordInvoicePaid(pool, 'paystack', tenant, first);
+    await recordInvoicePaid(pool, 'paystack', tenant, first);
+
+    expect(await invoiceRow(invoiceId)).toMatchObject({
+      status: 'open',
+      amount_paid_minor: 100_000,
+      paid_at: null,
+    });
+    const rest = chargeSuccess(invoiceId, `rest-${suffix()}`, 150_000, 'NGN');
+    await recordInvoicePaid(pool, 'paystack', tenant, rest);
+    expect(await invoiceRow(invoiceId)).toMatchObject({ status: 'paid', amount_paid_minor: 250_000 });
+  });
+
+  it('a payment in another currency is recorded, not applied, with the reason', async () => {
+    const { tenantId, invoiceId, tenant } = await paystackTenantAndInvoice(250_000);
+    const reference = `usd-${suffix()}`;
+    await pendingLink(tenantId, invoiceId, reference, 250_000);
+
+    await recordInvoicePaid(pool, 'paystack', tenant, chargeSuccess(invoiceId, reference, 250_000, 'USD'));
+
+    expect(await invoiceRow(invoiceId)).toMatchObject({ status: 'open', amount_paid_minor: 0 });
+    const [row] = await transactionRows(invoiceId);
+    expect(row).toMatchObject({ reference, status: 'pending' });
+    expect(row!.gateway_response).toMatch(
+      /USD 2500\.00 was paid, but invoice .* is in NGN: recorded, not applied/,
+    );
+  });
+
+  it('Paystack: a customer who paid by the payment link is not charged again; the link payment settles the invoice', async () => {
+    const code = `AUTH_${suffix()}`;
+    paystack.authorize(code, { outcome: 'success' });
+    const { tenantId, invoiceId } = await paystackTenantAndInvoice(250_000, code);
+    const linkReference = `link-${suffix()}`;
+    await pendingLink(tenantId, invoiceId, linkReference, 250_000);
+    // The customer completed the checkout; its charge.success webhook has not arrived.
+    paystack.addTransaction({
+      reference: linkReference,
+      amount: 250_000,
+      currency: 'NGN',
+      createdAt: new Date(),
+    });
+
+    const result = await paystackActivities().retryInvoicePayment({
+      idempotencyKey: `dunning-${tenantId}/retry-6h/${invoiceId}`,
+      tenantId,
+      invoiceId,
+      attempt: 2,
+    });
+
+    expect(paystack.charges()).toEqual([]);
+    expect(result).toEqual({
+      outcome: 'succeeded',
+      reference: linkReference,
+      amountMinor: 250_000,
+      currency: 'NGN',
+    });
+    expect(await invoiceRow(invoiceId)).toMatchObject({ status: 'paid', amount_paid_minor: 250_000 });
+    expect(await transactionRows(invoiceId)).toEqual([
+      expect.objectContaining({ reference: linkReference, status: 'success', amount_minor: 250_000 }),
+    ]);
+  });
+
+  it('confirmInvoicePaid: an open invoice is not confirmed; a Paystack reference that verifies is', async () => {
+    const { tenantId, invoiceId } = await paystackTenantAndInvoice(250_000);
+    const activities = paystackActivities();
+
+    const unconfirmed = await activities.confirmInvoicePaid({ tenantId, invoiceId, reference: 'never-paid' });
+    expect(unconfirmed).toEqual({
+      confirmed: false,
+      reason: expect.stringMatching(
+        /is open, NGN 0\.00 of NGN 2500\.00 paid; Paystack does not know never-paid/,
+      ),
+    });
+
+    const reference = `cli-${suffix()}`;
+    paystack.addTransaction({ reference, amount: 250_000, currency: 'NGN', createdAt: new Date() });
+    expect(await activities.confirmInvoicePaid({ tenantId, invoiceId, reference })).toEqual({
+      confirmed: true,
+      detail: `Paystack confirmed the payment of invoice ${invoiceId}`,
+    });
+    expect(await invoiceRow(invoiceId)).toMatchObject({ status: 'paid', amount_paid_minor: 250_000 });
   });
 });

@@ -14,6 +14,7 @@ import {
   pause,
   resume,
   statusOf,
+  stepOccurrence,
   type DunningInput,
 } from '../../domain/dunning';
 import { defaultPolicy, parsePolicy } from '../../domain/policy';
@@ -177,6 +178,31 @@ describe('operator control', () => {
       operator: 'cs@example.com',
       reason: 'bank transfer on the way',
     });
+  });
+
+  it('a warning due again after an extension is a new occurrence, keyed by its new time', () => {
+    const state = newDunningState(input(), 'wf', T0);
+    const first = nextStep(state)!;
+    completeStep(state, first, T0); // retry-1
+    const warning = nextStep(state)!;
+    expect(warning.id).toBe('warning');
+    completeStep(state, warning, T0);
+    extendGrace(state, { days: 5, reason: 'bank transfer', operator: 'cs@example.com' }, T0 + HOUR);
+    const again = lifecycleSteps(state).find((s) => s.id === 'warning')!;
+    expect(state.done).not.toContain('warning');
+    expect(again.at).toBe(T0 + 5 * DAY);
+    expect(stepOccurrence(warning)).toBe('warning@2026-11-02T09:00:00.000Z');
+    expect(stepOccurrence(again)).toBe('warning@2026-11-07T09:00:00.000Z');
+  });
+
+  it('a lifecycle continued after a recovery starts with every invoice still open', () => {
+    const more = [
+      { invoiceId: 'in_2', amountMinor: 1500, currency: 'USD' },
+      { invoiceId: 'in_1', amountMinor: 4900, currency: 'USD' },
+    ];
+    const state = newDunningState(input({ moreInvoices: more }), 'wf', T0);
+    expect(statusOf(state).outstandingInvoices.map((i) => i.invoiceId)).toEqual(['in_1', 'in_2']);
+    expect(state.timeline.map((e) => e.event)).toEqual(['payment failed', 'payment failed']);
   });
 
   it('describes itself in one line for the Web UI', () => {

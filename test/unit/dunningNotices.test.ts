@@ -166,4 +166,15 @@ describe('recovery', () => {
       vars: { tenant_id: 'acme', invoice_id: 'in_1, in_2', amount_paid: 'USD 59.00' },
     });
   });
+
+  it('an invoice that failed while the recovery was finishing is not confirmed as paid', () => {
+    const state = lifecycle();
+    markInvoicePaid(state, 'in_1', T0 + 2 * HOUR, 'card');
+    addFailedInvoice(state, { invoiceId: 'in_2', amountMinor: 1000, currency: 'USD' }, T0 + 3 * HOUR);
+    expect(recoveryNotice(state, contact).vars).toEqual({
+      tenant_id: 'acme',
+      invoice_id: 'in_1',
+      amount_paid: 'USD 49.00',
+    });
+  });
 });

@@ -2,6 +2,7 @@
 import { WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { createPaystackGateway } from '../../drivers/paystack';
 import { readCaughtMail } from '../../runtime/mailCatcher';
+import { formatNoticeTime } from '../../domain/templates';
 import type { DunningStatus } from '../../domain/dunning';
 import {
   dunningStatusQuery,
@@ -65,6 +66,14 @@ function settled(handle: { query: (q: typeof dunningStatusQuery) => Promise<Dunn
     () => handle.query(dunningStatusQuery),
     (status) => status.timeline.some((e) => e.event === event),
     `the lifecycle records "${event}"`,
+  );
+}
+
+/** The payment recorded as our invoices table records one: what paymentSucceeded confirms before it counts. */
+async function payInDatabase(invoiceId: string): Promise<void> {
+  await ts.deps.pool.query(
+    `UPDATE invoices SET status = 'paid', amount_paid_minor = total_minor, paid_at = now() WHERE id = $1`,
+    [invoiceId],
   );
 }
 
@@ -176,6 +185,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
         [tenant.id],
       );
       expect(limited.rows[0].rate_limit_percent).toBe(10);
+      await payInDatabase(invoice.invoiceId);
       await handle.signal(paymentSucceededSignal, { invoiceId: invoice.invoiceId, reference: 'ch_manual_1' });
       return handle.result();
     });
@@ -219,16 +229,46 @@ describe('dunningWorkflow on the time-skipping server', () => {
     const outcome = await worker.runUntil(async () => {
       await settled(handle, 'warning');
       await ts.env.sleep(2 * DAY + HOUR);
+      await payInDatabase(first.invoiceId);
       await handle.signal(paymentSucceededSignal, { invoiceId: first.invoiceId });
       await ts.env.sleep(HOUR);
       const status = await handle.query(dunningStatusQuery);
       expect(status.phase).not.toBe('recovered');
       expect(status.outstandingInvoices.map((i) => i.invoiceId)).toEqual([second.invoiceId]);
+      await payInDatabase(second.invoiceId);
       await handle.signal(paymentSucceededSignal, { invoiceId: second.invoiceId });
       return handle.result();
     });
     expect(outcome.phase).toBe('recovered');
     expect(outcome.paidInvoices.sort()).toEqual([first.invoiceId, second.invoiceId].sort());
+  });
+
+  it('an unconfirmed paymentSucceeded signal does not recover; one the database confirms does', async () => {
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
+    const taskQueue = `dunning-confirm-${tenant.id}`;
+    const worker = await ts.newWorker(taskQueue);
+    const { handle, invoice } = await startLifecycle(tenant, taskQueue);
+    const outcome = await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      // Nothing recorded the payment: a bare signal (an operator's typo, a forged call) is noted, not counted.
+      await handle.signal(paymentSucceededSignal, { invoiceId: invoice.invoiceId, reference: 'ch_unpaid' });
+      const noted = await settled(handle, 'payment not confirmed');
+      const entry = noted.timeline.find((e) => e.event === 'payment not confirmed')!;
+      expect(entry.detail).toMatch(
+        new RegExp(
+          `^${invoice.invoiceId}: invoice ${invoice.invoiceId} is open, USD 0\\.00 of USD 49\\.00 paid`,
+        ),
+      );
+      await ts.env.sleep(8 * DAY);
+      const later = await handle.query(dunningStatusQuery);
+      expect(later.phase).toBe('soft_limited');
+      expect(later.outstandingInvoices.map((i) => i.invoiceId)).toEqual([invoice.invoiceId]);
+      // Recorded as paid (a webhook, a reconcile): the same signal now recovers.
+      await payInDatabase(invoice.invoiceId);
+      await handle.signal(paymentSucceededSignal, { invoiceId: invoice.invoiceId, reference: 'ch_paid' });
+      return handle.result();
+    });
+    expect(outcome).toEqual({ tenantId: tenant.id, phase: 'recovered', paidInvoices: [invoice.invoiceId] });
   });
 
   it('a pause freezes the clock: resuming moves the soft limit by the time spent paused', async () => {
@@ -289,6 +329,118 @@ describe('dunningWorkflow on the time-skipping server', () => {
       });
       await handle.terminate('test done');
     });
+  });
+
+  it('a payment failed while the lifecycle is finishing its recovery is dunned, not dropped', async () => {
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
+    const taskQueue = `dunning-late-${tenant.id}`;
+    const worker = await ts.newWorker(taskQueue);
+    const { handle, invoice: first } = await startLifecycle(tenant, taskQueue);
+    const latest = ts.env.client.workflow.getHandle(`dunning-${tenant.id}`);
+    // Holding the record's row keeps the recovering run in closeDunningRecord: the window this test is about.
+    const lock = await ts.deps.pool.connect();
+    lock.on('error', () => undefined); // reported by the failing query instead
+    try {
+      await worker.runUntil(async () => {
+        await settled(handle, 'warning');
+        await lock.query('BEGIN');
+        await lock.query('SELECT 1 FROM dunning_records WHERE tenant_id = $1 FOR UPDATE', [tenant.id]);
+        await payInDatabase(first.invoiceId);
+        await handle.signal(paymentSucceededSignal, { invoiceId: first.invoiceId });
+        await settled(handle, 'recovered');
+        const second = await insertOpenInvoice(ts.deps.pool, tenant.id, { totalMinor: 1500 });
+        const joined = await ts.env.client.workflow.signalWithStart(dunningWorkflow, {
+          workflowId: `dunning-${tenant.id}`,
+          taskQueue,
+          args: [dunningInput(tenant, second)],
+          signal: paymentFailedSignal,
+          signalArgs: [second],
+        });
+        expect(joined.signaledRunId).toBe(handle.signaledRunId); // the closing run got the signal
+        await lock.query('ROLLBACK');
+        const status = await pollUntil(
+          () => latest.query(dunningStatusQuery),
+          // Up to the warning, its last step at t=0: terminating with an activity in flight stalls the server's clock.
+          (s) => s.timeline.some((e) => e.event === 'warning') && s.phase !== 'recovered',
+          'a new lifecycle dunning the second invoice',
+          { timeoutMs: 30_000 },
+        );
+        expect(status.outstandingInvoices.map((i) => i.invoiceId)).toEqual([second.invoiceId]);
+        expect(status.timeline[0]!.detail).toContain(second.invoiceId);
+        const failureNotices = () =>
+          subjectsTo(tenant.billingEmail).filter((s) => s.startsWith('Payment Issue')).length;
+        await pollUntil(
+          async () => failureNotices(),
+          (n) => n === 2,
+          'a failure notice for each invoice',
+        );
+        await latest.terminate('test done');
+      });
+    } finally {
+      await lock.query('ROLLBACK').catch(() => undefined);
+      lock.release();
+      await latest.terminate('test done').catch(() => undefined); // already closed when the test passed
+    }
+    const records = await ts.deps.pool.query(
+      'SELECT outcome, invoice_ids FROM dunning_records WHERE tenant_id = $1 ORDER BY created_at',
+      [tenant.id],
+    );
+    expect(records.rows[0]).toEqual({ outcome: 'recovered', invoice_ids: [first.invoiceId] });
+    expect(records.rows).toHaveLength(2);
+  });
+
+  it('extendGrace sends the downgrade warning again, with the new dates, when it comes due again', async () => {
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
+    const taskQueue = `dunning-rewarn-${tenant.id}`;
+    const worker = await ts.newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    const status = await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await ts.env.sleep(HOUR);
+      await handle.executeUpdate(extendGraceUpdate, {
+        args: [{ days: 5, reason: 'bank transfer pending', operator: 'cs@billops.test' }],
+      });
+      await ts.env.sleep(6 * DAY);
+      const current = await handle.query(dunningStatusQuery);
+      await handle.terminate('test done');
+      return current;
+    });
+    const t0 = Date.parse(status.timeline[0]!.at);
+    const warnings = status.timeline.filter((e) => e.event === 'warning');
+    expect(warnings.map((e) => toSeconds(Date.parse(e.dueAt!) - t0))).toEqual([0, toSeconds(5 * DAY)]);
+    const mails = readCaughtMail(testEnv('mailDir')).filter(
+      (m) => m.to.includes(tenant.billingEmail) && m.subject.startsWith('Service Limits Ahead'),
+    );
+    expect(mails).toHaveLength(2);
+    const softLimitBefore = formatNoticeTime(new Date(t0 + 7 * DAY));
+    const softLimitAfter = formatNoticeTime(new Date(Date.parse(status.deadlines.softLimitAt)));
+    expect(toSeconds(Date.parse(status.deadlines.softLimitAt) - t0)).toBe(toSeconds(12 * DAY));
+    expect(mails.filter((m) => m.text.includes(softLimitBefore))).toHaveLength(1);
+    expect(mails.filter((m) => m.text.includes(softLimitAfter))).toHaveLength(1);
+    const outbox = await ts.deps.pool.query(
+      `SELECT idempotency_key, status FROM email_outbox WHERE tenant_id = $1 AND template = 'downgradeWarning'`,
+      [tenant.id],
+    );
+    expect(new Set(outbox.rows.map((r) => r.idempotency_key)).size).toBe(2);
+  });
+
+  it('a billing address corrected mid-lifecycle receives the next notice', async () => {
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
+    const taskQueue = `dunning-contact-${tenant.id}`;
+    const worker = await ts.newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    const corrected = `accounts@${tenant.id}.test`;
+    await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await ts.deps.pool.query('UPDATE tenants SET billing_email = $2 WHERE id = $1', [tenant.id, corrected]);
+      await ts.env.sleep(7 * DAY + HOUR);
+      await handle.terminate('test done');
+    });
+    expect(subjectsTo(corrected).map((s) => s.replace(` - Account #${tenant.id}`, ''))).toEqual([
+      'Payment Reminder',
+      'Service Limited',
+    ]);
+    expect(subjectsTo(tenant.billingEmail)).toHaveLength(2); // the failure notice and the warning, before
   });
 
   it('Paystack hard decline: retried no more; the failure notice carries the Paystack payment link', async () => {

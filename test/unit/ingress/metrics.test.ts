@@ -122,6 +122,10 @@ const POLICY_OF: Record<string, { key: keyof Policy['monitoring']; scale: number
 
 const rules = readRules(readFileSync(rulesFile, 'utf8'));
 
+/** Rules that watch for something that should not happen at all rather than a policy threshold: warnings only. */
+const NO_THRESHOLD = new Set(['WebhookTenantUnknown']);
+const thresholdRules = rules.filter((r) => !NO_THRESHOLD.has(r.alert));
+
 /** Records one value into every metric, so each shows its label names in the output. */
 function observeEverything(metrics: BillopsMetrics): void {
   metrics.recordPayment('stripe', 'success');
@@ -148,8 +152,10 @@ async function exported(registry: Registry): Promise<Map<string, { type: string;
 
 describe('deploy/prometheus/alerts.yml against domain/policy/defaults.ts', () => {
   it('has a warning and a critical rule for every monitoring threshold, and nothing else', () => {
-    expect(rules).toHaveLength(10);
-    const pairs = rules.map((r) => `${POLICY_OF[r.alert]?.key ?? r.alert}/${r.labels.severity}`).sort();
+    expect(thresholdRules).toHaveLength(10);
+    const pairs = thresholdRules
+      .map((r) => `${POLICY_OF[r.alert]?.key ?? r.alert}/${r.labels.severity}`)
+      .sort();
     const wanted = Object.keys(defaultPolicy.monitoring).flatMap((key) => [
       `${key}/critical`,
       `${key}/warning`,
@@ -157,7 +163,7 @@ describe('deploy/prometheus/alerts.yml against domain/policy/defaults.ts', () =>
     expect(pairs).toEqual(wanted.sort());
   });
 
-  it.each(rules.map((r) => [`${r.alert} (${r.labels.severity})`, r] as const))(
+  it.each(thresholdRules.map((r) => [`${r.alert} (${r.labels.severity})`, r] as const))(
     '%s compares with the policy threshold and has for, summary and an incident kind',
     (_name, rule) => {
       const policy = POLICY_OF[rule.alert];
@@ -172,6 +178,19 @@ describe('deploy/prometheus/alerts.yml against domain/policy/defaults.ts', () =>
       expect(INCIDENT_KINDS).toContain(rule.labels.incident_kind);
       expect(rule.for).toMatch(/^\d+[smhd]$/);
       expect(rule.summary).toBeTruthy();
+    },
+  );
+
+  it.each([...NO_THRESHOLD])(
+    '%s is one warning on any occurrence, with for, summary and an incident kind',
+    (name) => {
+      const shipped = rules.filter((r) => r.alert === name);
+      expect(shipped.map((r) => r.labels.severity)).toEqual(['warning']);
+      const [rule] = shipped;
+      expect(threshold(rule!.expr)).toEqual({ op: '>', value: 0 });
+      expect(INCIDENT_KINDS).toContain(rule!.labels.incident_kind);
+      expect(rule!.for).toMatch(/^\d+[smhd]$/);
+      expect(rule!.summary).toBeTruthy();
     },
   );
 });
@@ -189,6 +208,7 @@ describe('createBillopsMetrics', () => {
       'dunning_lifecycles_closed_total',
       'payment_transactions_total',
       'webhook_events_total',
+      'webhook_events_unknown_tenant_total',
       'webhook_processing_seconds_bucket',
     ]);
     for (const name of used) {
