@@ -71,6 +71,7 @@ export function createActivities(deps: ActivityDependencies) {
       incidents: deps.incidents,
       gateways: deps.gateways,
       billingPortalUrl: deps.billingPortalUrl,
+      temporalClient: deps.temporalClient,
     }),
     ...createWebhookRecoveryActivities({
       pool,

@@ -5,7 +5,7 @@ import axios from 'axios';
 import { Client, type ClientBase, type Pool } from 'pg';
 import type { IncidentDependencies } from '../common';
 import { databaseUnavailable } from '../../../db/errors';
-import { createOperationQueueActivities } from './operationQueue';
+import { createOperationQueueActivities, type OperationQueueDependencies } from './operationQueue';
 import { createOutageHookActivities } from './hooks';
 import type { PaymentGateways } from '../../payments';
 import { createPricingCacheActivities } from './pricingCache';
@@ -320,6 +320,7 @@ export function createBillingOutageActivities(deps: {
   incidents: IncidentDependencies;
   gateways: PaymentGateways;
   billingPortalUrl: string;
+  temporalClient?: OperationQueueDependencies['temporalClient'];
 }) {
   return {
     ...createBillingHealthActivities({ pool: deps.pool, healthUrl: deps.incidents.healthUrl }),
@@ -338,6 +339,7 @@ export function createBillingOutageActivities(deps: {
       pool: deps.pool,
       ...deps.gateways,
       billingPortalUrl: deps.billingPortalUrl,
+      temporalClient: deps.temporalClient,
     }),
   };
 }

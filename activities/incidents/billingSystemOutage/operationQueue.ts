@@ -1,6 +1,7 @@
 // Billing read-only mode from the incident's side (seed 000 §3): switched on when writes fail, and switched off by
 // replaying the critical operations queued meanwhile, in order and once each, before billing takes writes again.
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { inTransaction } from '../../../db/pool';
 import { databaseUnavailable } from '../../../db/errors';
 import { createPaymentActivities, type PaymentActivityDependencies } from '../../payments';
@@ -12,6 +13,7 @@ import {
   type QueuedOperationPayload,
 } from '../../readOnlyGuard';
 import { createServiceControlActivities } from '../../serviceControls';
+import { signalPaymentSucceeded } from '../../../temporal/dunning';
 
 export type EnterReadOnlyResult =
   | { readOnly: true; setBy: string | null; alreadySet: boolean }
@@ -47,7 +49,12 @@ interface PendingRow {
 
 const BATCH = 100;
 
-export function createOperationQueueActivities(deps: PaymentActivityDependencies) {
+export interface OperationQueueDependencies extends PaymentActivityDependencies {
+  /** Tells the tenant's dunning lifecycle of a payment the replay collected; absent: the invoice row says it alone. */
+  temporalClient?: Client;
+}
+
+export function createOperationQueueActivities(deps: OperationQueueDependencies) {
   const { pool } = deps;
   const payments = createPaymentActivities(deps);
   const controls = createServiceControlActivities({ pool });
@@ -55,9 +62,17 @@ export function createOperationQueueActivities(deps: PaymentActivityDependencies
   async function run(payload: QueuedOperationPayload): Promise<{ result: unknown; detail: string }> {
     switch (payload.activity) {
       case 'retryInvoicePayment': {
-        const result = await payments.retryInvoicePayment(
-          payload.request as Parameters<typeof payments.retryInvoicePayment>[0],
-        );
+        const request = payload.request as Parameters<typeof payments.retryInvoicePayment>[0];
+        const result = await payments.retryInvoicePayment(request);
+        if (result.outcome === 'succeeded' && deps.temporalClient) {
+          // The lifecycle waiting on this invoice hears of the payment, as it would of a webhook's.
+          await signalPaymentSucceeded(deps.temporalClient, request.tenantId, {
+            invoiceId: request.invoiceId,
+            reference: result.reference,
+          }).catch((error: unknown) => {
+            if (!(error instanceof WorkflowNotFoundError)) throw error;
+          });
+        }
         const reason = 'reason' in result ? ` (${result.reason})` : '';
         const reference = result.reference ? ` ${result.reference}` : '';
         return { result, detail: `payment ${result.outcome}${reference}${reason}` };

@@ -17,6 +17,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { Client, type Pool } from 'pg';
 import {
   createBillingHealthActivities,
@@ -36,7 +37,7 @@ import { ChildSupervisor, freePort } from '../../../runtime/processes';
 import { findPostgresBinDir } from '../../../runtime/tools';
 import { migrate } from '../../../db/migrate';
 import { createPool } from '../../../db/pool';
-import { insertOpenInvoice, insertTenant } from '../../support/dunningFixtures';
+import { dunningInput, insertOpenInvoice, insertTenant } from '../../support/dunningFixtures';
 import { startIncidentReceivers, type IncidentReceivers } from '../../support/incidentFixtures';
 import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../../support/paystackFake';
 import { privateDatabase } from '../../support/privateDatabase';
@@ -428,6 +429,67 @@ describe('read-only mode: critical operations queued, then replayed once each, i
     });
     expect(direct).toMatchObject({ rateLimitPercent: 10 });
     expect(direct.queuedOperation).toBeUndefined();
+  });
+
+  it("a payment the replay collects is signalled to the tenant's running dunning lifecycle", async () => {
+    const connection = await Connection.connect({ address: testEnv('temporalAddress') });
+    const temporal = new TemporalClient({ connection });
+    const gateways = { paystack: fakePaystackGateway(paystack) };
+    const payments = createPaymentActivities({ pool, ...gateways, billingPortalUrl: TEST_PORTAL_URL });
+    const queue = createOperationQueueActivities({
+      pool,
+      ...gateways,
+      billingPortalUrl: TEST_PORTAL_URL,
+      temporalClient: temporal,
+    });
+    const authorization = `AUTH_${randomUUID().slice(0, 8)}`;
+    paystack.authorize(authorization, { outcome: 'success' });
+    const tenant = await insertTenant(pool, 'pro', {
+      processor: 'paystack',
+      paystackAuthorization: authorization,
+    });
+    const invoice = await insertOpenInvoice(pool, tenant.id, { processor: 'paystack', totalMinor: 4900 });
+    // The lifecycle, on a task queue no worker polls: its history records the signal it is sent.
+    const lifecycle = await temporal.workflow.start('dunningWorkflow', {
+      workflowId: `dunning-${tenant.id}`,
+      taskQueue: `unpolled-${randomUUID()}`,
+      args: [dunningInput(tenant, invoice)],
+    });
+    const incident = `incident-billing_system_outage-signal-${randomUUID().slice(0, 8)}`;
+    try {
+      await queue.enterReadOnlyMode({
+        idempotencyKey: `${incident}/read-only`,
+        workflowId: incident,
+        reason: 'billing writes failing: test',
+        operator: 'billops',
+      });
+      const retryKey = `dunning-${tenant.id}/run/retry-2/${invoice.invoiceId}`;
+      await payments.retryInvoicePayment({
+        idempotencyKey: retryKey,
+        tenantId: tenant.id,
+        invoiceId: invoice.invoiceId,
+        attempt: 2,
+      });
+
+      const result = await queue.leaveReadOnlyMode({ workflowId: incident, operator: 'billops' });
+      expect(result.operations.map((o) => [o.activity, o.status])).toEqual([
+        ['retryInvoicePayment', 'replayed'],
+      ]);
+
+      const history = await lifecycle.fetchHistory();
+      const signals = (history.events ?? [])
+        .map((e) => e.workflowExecutionSignaledEventAttributes)
+        .filter((a) => a?.signalName === 'paymentSucceeded');
+      expect(signals).toHaveLength(1);
+      const [payload] = signals[0]!.input!.payloads!;
+      expect(JSON.parse(Buffer.from(payload!.data!).toString('utf8'))).toEqual({
+        invoiceId: invoice.invoiceId,
+        reference: paymentReference(retryKey),
+      });
+    } finally {
+      await lifecycle.terminate('test done');
+      await connection.close();
+    }
   });
 
   it('an operation a retry cannot fix is marked failed with its reason, and the rest still replay', async () => {
