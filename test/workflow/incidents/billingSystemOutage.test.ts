@@ -184,7 +184,8 @@ describe('billing system outage on the time-skipping server', () => {
             summary: input.summary,
           },
           action: 'scale_up',
-          idempotency_key: `${handle.workflowId}/hook/scale_up`,
+          // The key names the occurrence: the workflow id and the run that contains it.
+          idempotency_key: `${handle.workflowId}/${(await handle.describe()).runId}/hook/scale_up`,
         },
       ]);
       const override = await deps.pool.query(
