@@ -77,6 +77,24 @@ async function payInDatabase(invoiceId: string): Promise<void> {
   );
 }
 
+/**
+ * Terminates a lifecycle once no activity of it is in flight: the time-skipping server keeps its clock still while
+ * an activity is outstanding, and a terminated workflow's activity stays outstanding until its timeout, which would
+ * freeze time for the tests that follow.
+ */
+async function terminateWhenIdle(handle: {
+  describe(): Promise<{ raw: { pendingActivities?: unknown[] | null } }>;
+  terminate(reason?: string): Promise<unknown>;
+}): Promise<void> {
+  await pollUntil(
+    () => handle.describe(),
+    (d) => (d.raw.pendingActivities ?? []).length === 0,
+    'no activity in flight',
+    { timeoutMs: 30_000 },
+  );
+  await handle.terminate('test done');
+}
+
 async function startLifecycle(tenant: TestTenant, taskQueue: string) {
   const invoice = await insertOpenInvoice(ts.deps.pool, tenant.id);
   const handle = await ts.env.client.workflow.signalWithStart(dunningWorkflow, {
@@ -374,7 +392,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
           (n) => n === 2,
           'a failure notice for each invoice',
         );
-        await latest.terminate('test done');
+        await terminateWhenIdle(latest);
       });
     } finally {
       await lock.query('ROLLBACK').catch(() => undefined);
@@ -402,7 +420,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
       });
       await ts.env.sleep(6 * DAY);
       const current = await handle.query(dunningStatusQuery);
-      await handle.terminate('test done');
+      await terminateWhenIdle(handle);
       return current;
     });
     const t0 = Date.parse(status.timeline[0]!.at);
@@ -434,7 +452,7 @@ describe('dunningWorkflow on the time-skipping server', () => {
       await settled(handle, 'warning');
       await ts.deps.pool.query('UPDATE tenants SET billing_email = $2 WHERE id = $1', [tenant.id, corrected]);
       await ts.env.sleep(7 * DAY + HOUR);
-      await handle.terminate('test done');
+      await terminateWhenIdle(handle);
     });
     expect(subjectsTo(corrected).map((s) => s.replace(` - Account #${tenant.id}`, ''))).toEqual([
       'Payment Reminder',
