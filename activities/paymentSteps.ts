@@ -1,0 +1,348 @@
+// The steps the payment activities are made of: load the invoice, open its transaction, charge Stripe or Paystack,
+// record the outcome; and the types and failure names the activities answer with.
+import { createHash } from 'node:crypto';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Pool } from 'pg';
+import {
+  describeApplication,
+  findPayableInvoice,
+  latestPaymentReference,
+  markInvoicePaid,
+  notePendingPayment,
+  openPaymentTransaction,
+  pendingReferences,
+  recordConfirmedPayment,
+  recordPaymentFailure,
+  recordPaymentSuccess,
+  type ChargingProcessor,
+  type OpenTransaction,
+  type PayableInvoice,
+} from '../db/payments';
+import type { PaymentGateways } from '../drivers/gateways';
+import type { PaystackGateway } from '../drivers/paystack';
+import type { DeclineClassification, StripeGateway } from '../drivers/stripe';
+
+export interface RetryInvoicePaymentRequest {
+  /** Workflow id + step: the same key is the same charge, however often the activity runs. */
+  idempotencyKey: string;
+  tenantId: string;
+  /** Our invoices.id. */
+  invoiceId: string;
+  /** 1-based retry number in the runbook schedule (0 h, 6 h, 24 h, 48 h); sent to Paystack as metadata. */
+  attempt: number;
+}
+
+export type PaymentAttemptResult =
+  | { outcome: 'succeeded'; reference: string; amountMinor: number; currency: string }
+  | { outcome: 'failed'; reason: string; reference?: string }
+  | { outcome: 'hard_declined'; reason: string; declineCode: string; reference?: string };
+
+export interface ConfirmInvoicePaidRequest {
+  tenantId: string;
+  invoiceId: string;
+  /** The reference the signal named (a Paystack transaction reference is verified with Paystack). */
+  reference?: string;
+}
+
+/** Whether the database or the provider shows the invoice paid in full; if not, why not. */
+export type InvoicePaidConfirmation =
+  | { confirmed: true; detail: string }
+  | { confirmed: false; reason: string };
+
+export interface PaymentLinkRequest {
+  tenantId: string;
+  invoiceId: string;
+  idempotencyKey: string;
+}
+
+export interface PaymentLink {
+  url: string;
+}
+
+export interface PaymentActivityDependencies extends PaymentGateways {
+  pool: Pool;
+  /** Where a customer pays when no processor can give a link (BILLOPS_BILLING_PORTAL_URL). */
+  billingPortalUrl: string;
+}
+
+/** ApplicationFailure types these activities throw; the workflow branches on them. */
+export const PAYMENT_FAILURE_TYPES = {
+  /** Non-retryable: the tenant or invoice is not in the database. */
+  invoiceUnknown: 'InvoiceUnknown',
+  /** Non-retryable: the invoice is void, or has no processor invoice to pay. */
+  invoiceNotPayable: 'InvoiceNotPayable',
+  /** Non-retryable: the processor refused our secret key. */
+  processorAuthFailed: 'ProcessorAuthFailed',
+  /** Non-retryable: the processor refused the request itself. */
+  processorRejected: 'ProcessorRejected',
+  /** Non-retryable: the processor reports a different amount or currency for our reference. */
+  processorAmountMismatch: 'ProcessorAmountMismatch',
+  /** Non-retryable: the idempotency key was already used for another invoice. */
+  idempotencyConflict: 'IdempotencyConflict',
+  /** Non-retryable: an empty idempotency key. */
+  invalidRequest: 'InvalidRequest',
+  /** Non-retryable: an amount that is not a positive integer in minor units reached the Paystack gateway. */
+  invalidAmount: 'InvalidAmount',
+  /** Retryable: network, 5xx or 429; the retry reuses the key, so nothing is charged twice. */
+  processorUnavailable: 'ProcessorUnavailable',
+  /** Retryable: the processor answered with something we could not read. */
+  processorResponseInvalid: 'ProcessorResponseInvalid',
+  /** Retryable: the charge is still in flight at the processor; the retry verifies it. */
+  paymentPending: 'PaymentPending',
+} as const;
+
+/**
+ * The processor reference for an idempotency key: readable (the runbook looks transactions up by reference),
+ * within Paystack's alphabet (letters, digits, '-', '.', '='), and unique through a digest of the whole key.
+ */
+export function paymentReference(idempotencyKey: string): string {
+  if (idempotencyKey.trim() === '') {
+    throw ApplicationFailure.nonRetryable('idempotencyKey must not be empty', 'InvalidRequest');
+  }
+  const readable = idempotencyKey
+    .replace(/[^A-Za-z0-9.=-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 48);
+  const digest = createHash('sha256').update(idempotencyKey).digest('hex').slice(0, 16);
+  return `${readable || 'billops'}-${digest}`;
+}
+
+export function notConfigured(processor: ChargingProcessor): string {
+  return processor === 'stripe'
+    ? 'no stripe processor configured (set STRIPE_SECRET_KEY)'
+    : 'no paystack processor configured (set PAYSTACK_SECRET_KEY)';
+}
+
+/** The attempt's own transaction, as collected. */
+function succeeded(tx: OpenTransaction): PaymentAttemptResult {
+  return {
+    outcome: 'succeeded',
+    reference: tx.reference,
+    amountMinor: tx.amountMinor,
+    currency: tx.currency,
+  };
+}
+
+function declineResult(
+  processorName: string,
+  decline: DeclineClassification,
+  detail: string,
+  reference: string,
+): PaymentAttemptResult {
+  const reason = `${processorName} declined the charge (${decline.declineCode}): ${detail || 'no reason given'}`;
+  return decline.kind === 'hard'
+    ? { outcome: 'hard_declined', reason, declineCode: decline.declineCode, reference }
+    : { outcome: 'failed', reason, reference };
+}
+
+/** The payment steps over the activities' dependencies; each activity in activities/payments.ts is a few of them. */
+export function createPaymentSteps(deps: PaymentActivityDependencies) {
+  /** The invoice to collect; a missing tenant or invoice is a failure no retry fixes. */
+  async function loadInvoice(tenantId: string, invoiceId: string): Promise<PayableInvoice> {
+    const found = await findPayableInvoice(deps.pool, tenantId, invoiceId);
+    if ('invoice' in found) return found.invoice;
+    throw ApplicationFailure.nonRetryable(
+      found.missing === 'tenant'
+        ? `tenant ${tenantId} is not in the tenants table`
+        : `invoice ${invoiceId} of tenant ${tenantId} is not in the invoices table`,
+      'InvoiceUnknown',
+    );
+  }
+
+  async function openTransaction(
+    invoice: PayableInvoice,
+    processor: ChargingProcessor,
+    reference: string,
+  ): Promise<OpenTransaction> {
+    const opened = await openPaymentTransaction(deps.pool, invoice, processor, reference);
+    if ('transaction' in opened) return opened.transaction;
+    throw ApplicationFailure.nonRetryable(
+      `reference ${reference} already belongs to invoice ${opened.conflictingInvoiceId ?? '(none)'}, not ${invoice.invoiceId}: ` +
+        'an idempotency key was reused for another invoice',
+      'IdempotencyConflict',
+    );
+  }
+
+  async function recordSuccess(
+    invoice: PayableInvoice,
+    processor: ChargingProcessor,
+    tx: OpenTransaction,
+    response: string,
+    paidAt: Date,
+  ): Promise<PaymentAttemptResult> {
+    // Stripe pays its whole invoice; a Paystack charge is applied for the amount it took.
+    const amount =
+      processor === 'paystack' ? { amountMinor: tx.amountMinor, currency: tx.currency } : undefined;
+    const application = await recordPaymentSuccess(
+      deps.pool,
+      processor,
+      tx.reference,
+      invoice.invoiceId,
+      response,
+      paidAt,
+      amount,
+    );
+    if (application.applied !== 'paid') {
+      return { outcome: 'failed', reason: describeApplication(application), reference: tx.reference };
+    }
+    return succeeded(tx);
+  }
+
+  /**
+   * The invoice's pending Paystack references other than `except` (payment links handed out) verified with Paystack:
+   * one the customer paid is recorded and applied. The invoice as it stands afterwards, and the reference that paid it.
+   */
+  async function settlePendingPaystack(
+    paystack: PaystackGateway,
+    invoice: PayableInvoice,
+    except?: string,
+  ): Promise<{
+    invoice: PayableInvoice;
+    paidBy?: { reference: string; amountMinor: number; currency: string };
+  }> {
+    let paidBy: { reference: string; amountMinor: number; currency: string } | undefined;
+    for (const pending of await pendingReferences(deps.pool, 'paystack', invoice.invoiceId)) {
+      if (pending.reference === except) continue;
+      const verified = await paystack.verifyTransaction(pending.reference);
+      if (verified?.status !== 'success') continue;
+      const application = await recordConfirmedPayment(deps.pool, invoice, 'paystack', pending.reference, {
+        amountMinor: verified.amountMinor,
+        currency: verified.currency,
+        counts: 'payment',
+        paidAt: verified.paidAt ?? new Date(),
+        gatewayResponse: verified.gatewayResponse || 'verified with Paystack',
+      });
+      if (application.applied === 'paid') {
+        paidBy = {
+          reference: pending.reference,
+          amountMinor: verified.amountMinor,
+          currency: verified.currency,
+        };
+      }
+    }
+    return { invoice: await loadInvoice(invoice.tenantId, invoice.invoiceId), paidBy };
+  }
+
+  /**
+   * A processor that refused the key or the request charged nothing and will not be asked again under this key:
+   * the row says failed, with the failure type as its code. Retryable failures leave it pending for the retry.
+   */
+  async function settleRefusal(
+    processor: ChargingProcessor,
+    tx: OpenTransaction,
+    attempt: Promise<PaymentAttemptResult>,
+  ): Promise<PaymentAttemptResult> {
+    try {
+      return await attempt;
+    } catch (error) {
+      if (
+        error instanceof ApplicationFailure &&
+        (error.type === PAYMENT_FAILURE_TYPES.processorAuthFailed ||
+          error.type === PAYMENT_FAILURE_TYPES.processorRejected)
+      ) {
+        await recordPaymentFailure(deps.pool, processor, tx.reference, error.message, error.type);
+      }
+      throw error;
+    }
+  }
+
+  /** An earlier run under this key collected: its row stands as written, the invoice is (re)marked paid. */
+  async function paidEarlier(invoice: PayableInvoice, tx: OpenTransaction): Promise<PaymentAttemptResult> {
+    await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
+    return succeeded(tx);
+  }
+
+  async function alreadyPaid(invoice: PayableInvoice): Promise<PaymentAttemptResult> {
+    if (invoice.status !== 'paid') await markInvoicePaid(deps.pool, invoice.invoiceId, new Date());
+    const latest = await latestPaymentReference(deps.pool, invoice.invoiceId);
+    return {
+      outcome: 'succeeded',
+      reference: latest ?? invoice.processorInvoiceId ?? invoice.invoiceId,
+      // Paid in full: amount_paid_minor never exceeds total_minor, and a paid invoice settled all of it.
+      amountMinor: invoice.totalMinor,
+      currency: invoice.currency,
+    };
+  }
+
+  async function chargeStripe(
+    stripe: StripeGateway,
+    invoice: PayableInvoice,
+    processorInvoiceId: string,
+    tx: OpenTransaction,
+  ): Promise<PaymentAttemptResult> {
+    const payment = await stripe.payInvoice(processorInvoiceId, tx.reference);
+    if (payment.status === 'paid') {
+      const response = `Stripe invoice ${payment.processorInvoiceId} paid (Stripe reports status ${payment.invoiceStatus ?? 'none'})`;
+      return recordSuccess(invoice, 'stripe', tx, response, new Date());
+    }
+    await recordPaymentFailure(
+      deps.pool,
+      'stripe',
+      tx.reference,
+      payment.message,
+      payment.decline.declineCode,
+    );
+    return declineResult('Stripe', payment.decline, payment.message, tx.reference);
+  }
+
+  async function chargePaystack(
+    paystack: PaystackGateway,
+    invoice: PayableInvoice,
+    authorizationCode: string,
+    tx: OpenTransaction,
+    attempt: number,
+  ): Promise<PaymentAttemptResult> {
+    const charge = await paystack.chargeAuthorization({
+      authorizationCode,
+      email: invoice.billingEmail,
+      amountMinor: tx.amountMinor,
+      currency: tx.currency,
+      reference: tx.reference,
+      metadata: { tenant_id: invoice.tenantId, invoice_id: invoice.invoiceId, attempt },
+    });
+    switch (charge.status) {
+      case 'success':
+        if (charge.amountMinor !== tx.amountMinor || charge.currency !== tx.currency) {
+          throw ApplicationFailure.nonRetryable(
+            `Paystack reports ${charge.amountMinor} ${charge.currency} for ${tx.reference}, ` +
+              `but ${tx.amountMinor} ${tx.currency} was charged under it: reconcile by hand`,
+            'ProcessorAmountMismatch',
+          );
+        }
+        return recordSuccess(invoice, 'paystack', tx, charge.gatewayResponse, charge.paidAt ?? new Date());
+      case 'failed':
+        await recordPaymentFailure(
+          deps.pool,
+          'paystack',
+          tx.reference,
+          charge.gatewayResponse,
+          charge.decline.declineCode,
+        );
+        return declineResult('Paystack', charge.decline, charge.gatewayResponse, tx.reference);
+      case 'pending':
+        await notePendingPayment(
+          deps.pool,
+          'paystack',
+          tx.reference,
+          charge.gatewayResponse || charge.paystackStatus,
+        );
+        // The retry sends the same reference, meets "Duplicate Transaction Reference" and verifies it.
+        throw ApplicationFailure.retryable(
+          `Paystack charge ${tx.reference} is ${charge.paystackStatus}; verifying again on retry`,
+          'PaymentPending',
+        );
+    }
+  }
+
+  return {
+    loadInvoice,
+    openTransaction,
+    recordSuccess,
+    settlePendingPaystack,
+    settleRefusal,
+    paidEarlier,
+    alreadyPaid,
+    chargeStripe,
+    chargePaystack,
+  };
+}
