@@ -119,6 +119,18 @@ export function notFound(workflowId: string): RefusedError {
   return new RefusedError(`no workflow ${workflowId} in namespace ${cliConfig().temporal.namespace}`);
 }
 
+/** The run id of the workflow when it is running; undefined when it is closed or the namespace has none. */
+export async function runningRunId(client: Client, workflowId: string): Promise<string | undefined> {
+  const { WorkflowNotFoundError } = await import('@temporalio/client');
+  try {
+    const description = await client.workflow.getHandle(workflowId).describe();
+    return description.status.name === 'RUNNING' ? description.runId : undefined;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    throw err;
+  }
+}
+
 /** The workflow's description, or exit 1 when the namespace has no such workflow. */
 export async function describeWorkflow(
   client: Client,

@@ -1,6 +1,5 @@
 // `billops dunning start|list`: open (or join) a tenant's lifecycle by hand, and list the running ones.
 import { parseArgs } from 'node:util';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { describeDatabaseUrl } from '../db/pool';
 import { getTenant } from '../db/tenants';
 import { DUNNING_PHASES, type DunningInput, type PaymentProcessorName } from '../domain/dunning';
@@ -21,6 +20,7 @@ import {
   UsageError,
   withDatabase,
   withTemporal,
+  runningRunId,
 } from './common';
 
 const PROCESSORS: readonly PaymentProcessorName[] = ['stripe', 'paystack', 'none'];
@@ -92,16 +92,6 @@ export async function dunningStart(args: string[]): Promise<number> {
       );
     return 0;
   });
-}
-
-async function runningRunId(client: Client, workflowId: string): Promise<string | undefined> {
-  try {
-    const description = await client.workflow.getHandle(workflowId).describe();
-    return description.status.name === 'RUNNING' ? description.runId : undefined;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
 }
 
 /** Running lifecycles through a visibility query over the search attributes every lifecycle sets. */

@@ -22,6 +22,7 @@ import {
   RefusedError,
   UsageError,
   withTemporal,
+  runningRunId,
 } from './common';
 import { tenantFlags, timeRange } from './flags';
 import { compactTime, count, windowText } from './format';
@@ -74,7 +75,7 @@ export async function usageBackfill(args: string[]): Promise<number> {
   return withTemporal(async (client) => {
     const { BackfillRequestError, backfillWorkflowId, startBackfill } = await import('../temporal/usage');
     const workflowId = backfillWorkflowId(request);
-    const joined = await isRunning(client, workflowId);
+    const joined = (await runningRunId(client, workflowId)) !== undefined;
     let runId: string;
     try {
       runId = (await startBackfill(client, cliConfig().taskQueue, request, { policy })).firstExecutionRunId;
@@ -94,16 +95,6 @@ export async function usageBackfill(args: string[]): Promise<number> {
     }
     return followBackfill(client, workflowId);
   });
-}
-
-async function isRunning(client: Client, workflowId: string): Promise<boolean> {
-  const { WorkflowNotFoundError } = await import('@temporalio/client');
-  try {
-    return (await client.workflow.getHandle(workflowId).describe()).status.name === 'RUNNING';
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return false;
-    throw err;
-  }
 }
 
 /** Polls the status query every second, printing each new percentage, until the backfill has finished. */

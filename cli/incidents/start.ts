@@ -1,6 +1,5 @@
 // `billops incident start`: an operator opening incident-<kind>-<key> by hand, or reaching the one already open.
 import { parseArgs } from 'node:util';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { incidentWorkflowId, type IncidentInput } from '../../domain/incident';
 import { INCIDENT_KINDS, type IncidentKind } from '../../domain/policy';
 import { loadPolicyForConfig } from '../../config/load';
@@ -14,6 +13,7 @@ import {
   required,
   UsageError,
   withTemporal,
+  runningRunId,
 } from '../common';
 import { severityFlag, tenantFlag } from '../flags';
 
@@ -95,14 +95,4 @@ export async function incidentStart(args: string[]): Promise<number> {
     else console.log(`joined ${workflowId} (run ${runId}): already open; its timeline records it`);
     return 0;
   });
-}
-
-async function runningRunId(client: Client, workflowId: string): Promise<string | undefined> {
-  try {
-    const description = await client.workflow.getHandle(workflowId).describe();
-    return description.status.name === 'RUNNING' ? description.runId : undefined;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    throw err;
-  }
 }
