@@ -1,6 +1,7 @@
 // All activity groups, built from the worker's dependencies; the type is what workflows proxy.
 import type { Client } from '@temporalio/client';
 import type { Pool } from 'pg';
+import { createAttentionActivities } from './attention';
 import { createBillingOutageActivities } from './incidents/billingSystemOutage';
 import { createDecisionActivities } from './decisions';
 import { createDisputeActivities } from './incidents/billingDispute';
@@ -41,9 +42,11 @@ export interface ActivityDependencies {
 export function createActivities(deps: ActivityDependencies) {
   const { pool } = deps;
   const email = createEmailActivities({ pool, mailer: deps.mailer, from: deps.mailFrom });
+  const paging = createPagingActivities(deps.incidents.paging);
   return {
     ...email,
-    ...createPagingActivities(deps.incidents.paging),
+    ...paging,
+    ...createAttentionActivities({ email, paging, opsEmail: deps.incidents.opsEmail }),
     ...createIncidentActivities({
       pool,
       email,
@@ -56,7 +59,7 @@ export function createActivities(deps: ActivityDependencies) {
     ...createServiceControlActivities({ pool }),
     ...createDunningRecordActivities({ pool }),
     ...createDecisionActivities({ pool, decisionsLogPath: deps.decisionsLogPath }),
-    ...createTenantDataActivities({ pool }),
+    ...createTenantDataActivities({ pool, ...deps.gateways }),
     ...createInvoicingActivities({ pool }),
     ...createRollupActivities({ pool }),
     ...createOverageActivities({ pool }),

@@ -29,7 +29,8 @@ export interface PagingOptions {
 export interface PageRequest {
   /** One per incident (e.g. the workflow id): PagerDuty keeps one alert per dedup_key. */
   dedupKey: string;
-  incidentKind: IncidentKind;
+  /** needs_attention: a workflow step waiting for a person (activities/attention.ts), not an incident. */
+  incidentKind: IncidentKind | 'needs_attention';
   severity: Severity;
   level: EscalationLevel['level'];
   summary: string;

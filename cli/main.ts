@@ -12,10 +12,12 @@ interface Command {
 // Each group is loaded when used, so `tenants list` does not pay for the Temporal client.
 const db = () => import('./db');
 const tenants = () => import('./tenants');
+const legalHolds = () => import('./legalHolds');
 const keys = () => import('./keys');
 const dunning = () => import('./dunning');
 const status = () => import('./status');
 const steering = () => import('./steering');
+const attention = () => import('./attention');
 const usageCli = () => import('./usage');
 const usageChecks = () => import('./usageChecks');
 const invoices = () => import('./invoices');
@@ -37,6 +39,24 @@ const commands: Command[] = [
     run: async (args) => (await dunning()).dunningStart(args),
   },
   {
+    name: 'dunning retry',
+    synopsis: ['dunning retry <tenantId> [--operator NAME] [--json]'],
+    summary: 'the step waiting for attention (a refused key, a voided invoice) is tried again now',
+    run: async (args) => (await attention()).dunningRetry(args),
+  },
+  {
+    name: 'dunning skip',
+    synopsis: ['dunning skip <tenantId> --reason TEXT [--operator NAME] [--json]'],
+    summary: 'the step waiting for attention is given up and the lifecycle goes on (not the deletion)',
+    run: async (args) => (await attention()).dunningSkip(args),
+  },
+  {
+    name: 'dunning approve-deletion',
+    synopsis: ['dunning approve-deletion <tenantId> --reason TEXT [--operator NAME] [--json]'],
+    summary: "lets the deletion go ahead when the policy requires an operator's approval",
+    run: async (args) => (await attention()).dunningApproveDeletion(args),
+  },
+  {
     name: 'dunning list',
     synopsis: ['dunning list [--tenant ID] [--phase P] [--processor stripe] [--tier pro] [--json]'],
     summary: 'running dunning lifecycles, from the search attributes',
@@ -49,6 +69,19 @@ const commands: Command[] = [
       'phase, paused, outstanding invoices, deadlines, next action and timeline; for an incident: severity, ' +
       'acknowledgement, escalation, steps, approvals, resolution and timeline',
     run: async (args) => (await status()).status(args),
+  },
+  {
+    name: 'retry',
+    synopsis: ['retry <workflowId> [--operator NAME] [--json]'],
+    summary:
+      "any workflow's step waiting for attention (an incident's refused status page) is tried again now",
+    run: async (args) => (await attention()).retryStep(args),
+  },
+  {
+    name: 'skip',
+    synopsis: ['skip <workflowId> --reason TEXT [--operator NAME] [--json]'],
+    summary: "any workflow's step waiting for attention is given up, the reason kept in its timeline",
+    run: async (args) => (await attention()).skipStep(args),
   },
   {
     name: 'pause',
@@ -131,6 +164,22 @@ const commands: Command[] = [
     ],
     summary: 'add a tenant (DATABASE_URL)',
     run: async (args) => (await tenants()).tenantsAdd(args),
+  },
+  {
+    name: 'tenants hold',
+    synopsis: [
+      'tenants hold <tenantId> --reason TEXT [--operator NAME] [--json]',
+      'tenants hold <tenantId> --release --reason TEXT [--operator NAME] [--json]',
+    ],
+    summary:
+      "place (or release) a legal hold: the tenant's data is not deleted while it is active (DATABASE_URL)",
+    run: async (args) => (await legalHolds()).tenantsHold(args),
+  },
+  {
+    name: 'tenants holds',
+    synopsis: ['tenants holds [--json]'],
+    summary: 'active legal holds: tenant, placed when and by whom, reason (DATABASE_URL)',
+    run: async (args) => (await legalHolds()).tenantsHolds(args),
   },
   {
     name: 'keys create',

@@ -1,4 +1,5 @@
 // `billops status <workflowId>`: a lifecycle's phase, deadlines, next action and timeline, for a person or (--json) a script.
+import { describeAttention } from '../domain/attention';
 import { parseArgs } from 'node:util';
 import type { DunningStatus, TimelineEntry } from '../domain/dunning';
 import { formatMinorUnits } from '../domain/money';
@@ -55,6 +56,8 @@ export function statusView(workflowId: string, execution: string, s: DunningStat
     `  tenant       ${s.tenantId} (${s.tier}, ${s.processor}), policy ${s.policyVersion}`,
     `  phase        ${s.phase}`,
     `  paused       ${s.paused ? 'yes' : 'no'}`,
+    // Absent from the answer of a lifecycle started before the attention wait existed.
+    ...(s.attention ? [`  ATTENTION    ${describeAttention(s.attention)}`] : []),
     `  outstanding  ${invoices.length ? invoices.join(', ') : 'none'}`,
     `  next action  ${next}`,
     '  deadlines',

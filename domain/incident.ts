@@ -1,4 +1,5 @@
 // One incident's state, pure: severity and escalation, acknowledgement, steps done, approvals, pause, resolution, RCA.
+import type { AttentionWait } from './attention';
 import type { DecisionEntry } from './decisions';
 import { escalationPlan, severityOf, type EscalationLevel } from './escalation';
 import type { Money } from './money';
@@ -78,6 +79,8 @@ export interface IncidentState {
   stepsDone: IncidentStep[];
   pendingApproval: PendingApproval | null;
   approvals: Approval[];
+  /** A step only a person can fix (a status page or pager answering 4xx), and why; null while all runs. */
+  attention: AttentionWait | null;
   tenantsAffected: Set<string>;
   credits: Money | null;
   /** Revenue at risk or refunded, in minor units, for the report's "revenue impact". */
@@ -109,6 +112,7 @@ export interface IncidentStatus {
   paused: boolean;
   waitingForApproval: PendingApproval | null;
   approvals: Approval[];
+  attention: AttentionWait | null;
   alertResolvedAt: string | null;
   resolution: { by: string; at: string; summary: string } | null;
   rcaRecorded: boolean;
@@ -165,6 +169,7 @@ export function newIncidentState(
     currentStep: null,
     stepsDone: [],
     pendingApproval: null,
+    attention: null,
     approvals: [],
     tenantsAffected: new Set(input.tenantIds ?? []),
     credits: null,
@@ -312,6 +317,7 @@ export function statusOf(state: IncidentState): IncidentStatus {
     paused: state.paused !== null,
     waitingForApproval: state.pendingApproval,
     approvals: [...state.approvals],
+    attention: state.attention,
     alertResolvedAt: state.alertResolvedAt,
     resolution: state.resolution,
     rcaRecorded: state.rca !== null,
@@ -328,7 +334,9 @@ export function describeIncident(state: IncidentState): string {
     : `unacknowledged, level ${state.escalationLevel}`;
   const step = state.pendingApproval
     ? `waiting for approval: ${state.pendingApproval.step}`
-    : (state.currentStep ?? phaseOf(state));
+    : state.attention
+      ? `waiting for attention: ${state.attention.step}`
+      : (state.currentStep ?? phaseOf(state));
   return `${state.severity} ${state.kind} · ${who} · ${state.paused ? 'paused · ' : ''}${step}`;
 }
 

@@ -7,6 +7,8 @@ export const DunningPhase = defineSearchAttributeKey('DunningPhase', SearchAttri
 export const IncidentKind = defineSearchAttributeKey('IncidentKind', SearchAttributeType.KEYWORD);
 export const Severity = defineSearchAttributeKey('Severity', SearchAttributeType.KEYWORD);
 export const PaymentProcessor = defineSearchAttributeKey('PaymentProcessor', SearchAttributeType.KEYWORD);
+/** Set while a step waits for a person (the failure's type, e.g. ProcessorAuthFailed); absent otherwise. */
+export const NeedsAttention = defineSearchAttributeKey('NeedsAttention', SearchAttributeType.KEYWORD);
 
 export const billopsSearchAttributes = [
   TenantId,
@@ -15,4 +17,5 @@ export const billopsSearchAttributes = [
   IncidentKind,
   Severity,
   PaymentProcessor,
+  NeedsAttention,
 ];

@@ -58,6 +58,7 @@ export interface TemplateVarsByName {
   refundRefused: { tenant_id: string; transaction_reference: string; reason: string };
   subscriptionActivated: { tenant_id: string; tier: string; period_start: string; period_end: string };
   rootCauseReminder: { incident_id: string; incident_type: string; resolved_at: string; hours: number };
+  attentionNeeded: { workflow_id: string; step: string; error_type: string; reason: string; actions: string };
 }
 
 export type TemplateName = keyof TemplateVarsByName;
@@ -215,6 +216,14 @@ const TEMPLATES: Record<TemplateName, RenderedTemplate> = {
       'Incident {{incident_id}} ({{incident_type}}) was resolved at {{resolved_at}}.',
       'No root cause analysis has been recorded {{hours}} hours later. Record it with:',
       '  billops rca {{incident_id}} --summary "..."',
+    ].join('\n\n'),
+  },
+  attentionNeeded: {
+    subject: 'Needs attention - {{workflow_id}}: {{step}}',
+    text: [
+      'Workflow {{workflow_id}} is waiting at {{step}}: {{error_type}}: {{reason}}',
+      'Its timers and state are kept; it tries the step again by itself with a growing interval.',
+      'What you can do: {{actions}}',
     ].join('\n\n'),
   },
 };

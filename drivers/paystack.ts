@@ -392,3 +392,26 @@ export function createPaystackGateway(options: PaystackGatewayOptions): Paystack
   };
   return gateway;
 }
+
+/** Paystack's answer for a code it does not know or that was deactivated before: either way it cannot be charged. */
+const AUTHORIZATION_GONE = /does not exist|has been deactivated|invalid authori[sz]ation|not found/i;
+
+/**
+ * Forgets a saved card (POST /customer/authorization/deactivate): Paystack refuses every later charge of the code.
+ * 'already_inactive' when Paystack no longer knows the code as chargeable, so a second call is harmless.
+ * 401/403 throw ProcessorAuthFailed, network trouble and 5xx throw retryable, other refusals ProcessorRejected.
+ */
+export async function deactivatePaystackAuthorization(
+  gateway: PaystackGateway,
+  authorizationCode: string,
+): Promise<'deactivated' | 'already_inactive'> {
+  const answer = await gateway.request('POST', '/customer/authorization/deactivate', {
+    authorization_code: authorizationCode,
+  });
+  if (answer.envelope.status && answer.httpStatus < 300) return 'deactivated';
+  if (AUTHORIZATION_GONE.test(answer.envelope.message)) return 'already_inactive';
+  throw ApplicationFailure.nonRetryable(
+    `Paystack refused to deactivate the saved card (HTTP ${answer.httpStatus}): ${answer.envelope.message}`,
+    'ProcessorRejected',
+  );
+}

@@ -268,3 +268,65 @@ export function createStripeGateway(options: StripeGatewayOptions): StripeGatewa
     },
   };
 }
+
+/** What stopping a customer's charges did: subscriptions cancelled and payment methods detached, by id. */
+export interface StoppedStripeCharges {
+  subscriptionsCancelled: string[];
+  paymentMethodsDetached: string[];
+}
+
+/** Subscription statuses under which Stripe may still invoice and charge the customer. */
+const CHARGING_SUBSCRIPTION_STATUSES: ReadonlySet<string> = new Set([
+  'active',
+  'trialing',
+  'past_due',
+  'unpaid',
+  'incomplete',
+  'paused',
+]);
+
+/**
+ * Nothing of the customer's can be charged any more: every subscription that could still invoice is cancelled (no
+ * proration, no final invoice) and every saved payment method detached, each under an Idempotency-Key derived from
+ * `idempotencyKey` and the object's id. Running it again lists nothing left to do. 401/403 throw ProcessorAuthFailed,
+ * network trouble and 5xx throw retryable.
+ */
+export async function stopStripeCustomerCharges(
+  gateway: StripeGateway,
+  customerId: string,
+  idempotencyKey: string,
+): Promise<StoppedStripeCharges> {
+  const stripe = gateway.sdk;
+  try {
+    const subscriptionsCancelled: string[] = [];
+    for await (const subscription of stripe.subscriptions.list({
+      customer: customerId,
+      status: 'all',
+      limit: 100,
+    })) {
+      if (!CHARGING_SUBSCRIPTION_STATUSES.has(subscription.status)) continue;
+      await stripe.subscriptions.cancel(
+        subscription.id,
+        { invoice_now: false, prorate: false },
+        { idempotencyKey: `${idempotencyKey}/cancel/${subscription.id}` },
+      );
+      subscriptionsCancelled.push(subscription.id);
+    }
+    const paymentMethodsDetached: string[] = [];
+    for await (const method of stripe.customers.listPaymentMethods(customerId, { limit: 100 })) {
+      await stripe.paymentMethods.detach(
+        method.id,
+        {},
+        { idempotencyKey: `${idempotencyKey}/detach/${method.id}` },
+      );
+      paymentMethodsDetached.push(method.id);
+    }
+    return { subscriptionsCancelled, paymentMethodsDetached };
+  } catch (error) {
+    if (!(error instanceof Stripe.errors.StripeError)) throw error;
+    const meaning = interpretStripeError(error);
+    throw stripeFailure(
+      meaning.kind === 'declined' ? { kind: 'rejected', message: meaning.message } : meaning,
+    );
+  }
+}

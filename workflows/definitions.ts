@@ -1,5 +1,6 @@
 // Every signal, query and update of billops' workflows, defined once and imported by workflows, workers, CLI and ingress.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { AttentionWait, SkipRequest } from '../domain/attention';
 import type { MeterUsage, OverageLevel } from '../domain/overage';
 import type { DunningDeadlines, DunningStatus, FailedInvoice, GraceExtension } from '../domain/dunning';
 import type { BackfillStatus, RollupStatus } from '../domain/rollups';
@@ -21,6 +22,10 @@ export interface OperatorAction {
 }
 export const pauseSignal = defineSignal<[OperatorAction]>('pause');
 export const resumeSignal = defineSignal<[OperatorAction]>('resume');
+/** A step waiting for attention (domain/attention.ts) is tried again at once, not at its next backoff. */
+export const retryNowSignal = defineSignal<[OperatorAction]>('retryNow');
+/** The step waiting for attention is given up, with the reason kept in the timeline; refused when none waits. */
+export const skipStepUpdate = defineUpdate<AttentionWait | null, [SkipRequest]>('skipStep');
 
 // Dunning lifecycle.
 export const paymentFailedSignal = defineSignal<[FailedInvoice]>('paymentFailed');
@@ -31,6 +36,10 @@ export const extendGraceUpdate = defineUpdate<DunningDeadlines, [GraceExtension]
 /** The same extension as a signal, so a batch operation can reach every lifecycle a visibility query selects. */
 export const extendGraceSignal = defineSignal<[GraceExtension]>('extendGraceBatch');
 export const dunningStatusQuery = defineQuery<DunningStatus>('status');
+/** The day-111 deletion, when the policy requires an operator's approval (downgrade.deletionRequiresApproval). */
+export const approveDeletionUpdate = defineUpdate<DunningStatus, [{ operator: string; reason: string }]>(
+  'approveDeletion',
+);
 
 // Usage rollups: the hourly job's attempts and reruns, a backfill's progress in percent.
 export const rollupStatusQuery = defineQuery<RollupStatus>('status');

@@ -11,6 +11,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
+import type { AttentionActivities } from '../activities/attention';
 import type { DecisionActivities } from '../activities/decisions';
 import type { DunningRecordActivities } from '../activities/dunningRecords';
 import type { EmailActivities } from '../activities/email';
@@ -18,9 +19,12 @@ import type { NoticeActivities } from '../activities/notices';
 import type { PaymentActivities } from '../activities/payments';
 import type { ServiceControlActivities } from '../activities/serviceControls';
 import type { TenantDataActivities } from '../activities/tenantData';
+import { describeDeletion } from '../domain/tenantDeletion';
 import {
   DunningRefusedError,
   addFailedInvoice,
+  approveDeletion,
+  deletionApprovalProblem,
   completeStep,
   deadlines,
   describeLifecycle,
@@ -53,9 +57,11 @@ import {
   type NoticeContact,
   type NoticeContext,
 } from '../domain/dunningNotices';
-import { DunningPhase as DunningPhaseKey } from '../domain/searchAttributes';
+import { parsePolicy, PolicyError } from '../domain/policy';
+import { DunningPhase as DunningPhaseKey, NeedsAttention } from '../domain/searchAttributes';
 import { renderTemplate } from '../domain/templates';
 import {
+  approveDeletionUpdate,
   dunningStatusQuery,
   extendGraceSignal,
   extendGraceUpdate,
@@ -63,8 +69,11 @@ import {
   paymentFailedSignal,
   paymentSucceededSignal,
   resumeSignal,
+  retryNowSignal,
+  skipStepUpdate,
 } from './definitions';
 import { quick } from './shared/activityOptions';
+import { createAttention, type Attended } from './shared/attention';
 import { SYSTEM_OPERATOR } from '../domain/vocabulary';
 
 export interface DunningOutcome {
@@ -76,8 +85,12 @@ export interface DunningOutcome {
 /** Refusals no retry fixes: an unknown tenant or invoice, a processor refusing our key. */
 const NOT_RETRIED = ['TenantUnknown', 'InvoiceUnknown', 'ProcessorAuthFailed'];
 
-export async function dunningWorkflow(input: DunningInput): Promise<DunningOutcome> {
+export async function dunningWorkflow(given: DunningInput): Promise<DunningOutcome> {
   const info = workflowInfo();
+  // Issue 15 items 2 and 3, for lifecycles started from this version on (recorded histories replay without them).
+  const checksPolicy = patched('dunning-checks-policy');
+  const attends = patched('dunning-waits-for-attention');
+  const input = checksPolicy ? withCheckedPolicy(given) : given;
   // A lifecycle continued for a payment that failed during the previous one's recovery keys its steps by its own run.
   const run = info.continuedFromExecutionRunId ? info.runId : info.firstExecutionRunId;
   const state = startingState(input, `${info.workflowId}/${run}`);
@@ -94,8 +107,53 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   const records = proxyActivities<DunningRecordActivities>(options);
   const tenantData = proxyActivities<TenantDataActivities>(options);
   const decisions = proxyActivities<DecisionActivities>(options);
+  // Telling the operators is tried a few times only: the wait it announces goes on either way.
+  const operators = proxyActivities<AttentionActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { ...options.retry, maximumAttempts: 5 },
+  });
   const key = (step: string) => `${state.workflowKey}/${step}`;
   let restoreNeeded = false;
+
+  // ---- A step only a person can fix waits here, its timers and state kept ----
+  const attention = createAttention({
+    policy: input.policy,
+    actions:
+      `fix the cause, then \`billops dunning retry ${input.tenantId}\`; or \`billops dunning skip ` +
+      `${input.tenantId} --reason "..."\` to go on without this step`,
+    changed(wait, detail) {
+      state.attention = wait;
+      upsertSearchAttributes([{ key: NeedsAttention, value: wait ? wait.errorType : null }]);
+      state.timeline.push({
+        at: new Date().toISOString(),
+        event: wait ? 'waiting for attention' : 'attention cleared',
+        detail: wait ? `${wait.step}: ${detail}` : detail,
+      });
+      publish(state);
+    },
+    async notify(wait) {
+      const told = await operators
+        .requestAttention({
+          idempotencyKey: key(`attention/${wait.step}/${wait.since}`),
+          workflowId: info.workflowId,
+          step: wait.step,
+          errorType: wait.errorType,
+          reason: wait.reason,
+          actions: wait.actions,
+        })
+        .then(
+          (r) => `${r.emailed}; ${r.paged}`,
+          (err: unknown) =>
+            `could not tell the operators (${err instanceof Error ? err.message : String(err)})`,
+        );
+      state.timeline.push({ at: new Date().toISOString(), event: 'operators told', detail: told });
+    },
+    held: () => state.paused,
+    moot: () => isRecovered(state),
+  });
+  /** A step's activities, waiting for attention when they fail for good (older histories fail as they did). */
+  const attend = <T>(step: string, run: () => Promise<T>, skippable = true): Promise<Attended<T>> =>
+    attends ? attention.run(step, run, { skippable }) : run().then((value) => ({ done: true, value }));
 
   // ---- Message handling ----
   setHandler(dunningStatusQuery, () => statusOf(state));
@@ -123,6 +181,23 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   });
   setHandler(pauseSignal, ({ operator, reason }) => pause(state, Date.now(), operator, reason));
   setHandler(resumeSignal, ({ operator }) => resume(state, Date.now(), operator));
+  setHandler(retryNowSignal, () => attention.retryNow());
+  setHandler(skipStepUpdate, (request) => (attention.skip(request), state.attention), {
+    validator: (request) => {
+      const problem = attention.skipProblem(request);
+      if (problem) throw new Error(problem);
+    },
+  });
+  setHandler(
+    approveDeletionUpdate,
+    ({ operator, reason }) => (approveDeletion(state, operator, reason), statusOf(state)),
+    {
+      validator: (request) => {
+        const problem = deletionApprovalProblem(state, request);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
   const applyExtension = (extension: GraceExtension) => {
     restoreNeeded = extendGrace(state, extension, Date.now()).restoreService || restoreNeeded;
     return deadlines(state);
@@ -139,7 +214,16 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
   });
 
   // ---- Main lifecycle: each runbook step when it falls due, until recovered or deleted ----
-  const contact = await notices.getTenantContact(input.tenantId);
+  const read = await attend('read billing contact', () => notices.getTenantContact(input.tenantId));
+  const contact = read.done
+    ? read.value
+    : {
+        name: state.tenantName,
+        billingEmail: '',
+        accountManagerEmail: null,
+        tenantId: input.tenantId,
+        tier: input.tier,
+      };
   state.tenantName = contact.name;
   const record = () => ({
     tenantId: state.tenantId,
@@ -147,7 +231,9 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     invoiceIds: state.invoices.map((i) => i.invoiceId),
     graceEndsAt: deadlines(state).graceEndsAt,
   });
-  await records.openDunningRecord({ ...record(), startedAt: new Date(state.startedAt).toISOString() });
+  await attend('open dunning record', () =>
+    records.openDunningRecord({ ...record(), startedAt: new Date(state.startedAt).toISOString() }),
+  );
   publish(state);
 
   for (let step = nextStep(state); step; step = nextStep(state)) {
@@ -158,9 +244,12 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     const due = await waitUntilDue(state, step);
     if (isRecovered(state)) break;
     if (!due) continue; // a pause, an extension or a new invoice moved the schedule: look again
-    const detail = await perform(step);
-    completeStep(state, step, Date.now(), detail);
-    await records.updateDunningRecord({ ...record(), phase: state.phase });
+    const performed = await attend(step.id, () => perform(step), step.kind !== 'deletion');
+    if (isRecovered(state)) break;
+    completeStep(state, step, Date.now(), performed.done ? performed.value : performed.why);
+    await attend('update dunning record', () =>
+      records.updateDunningRecord({ ...record(), phase: state.phase }),
+    );
     publish(state);
     if (isRecovered(state)) break;
   }
@@ -172,12 +261,14 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     await send('payment-recovered', recoveryNotice(state, await currentContact()));
     markRecovered(state, Date.now());
   }
-  await records.closeDunningRecord({
-    tenantId: state.tenantId,
-    workflowId: info.workflowId,
-    outcome,
-    phase: outcome,
-  });
+  await attend('close dunning record', () =>
+    records.closeDunningRecord({
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      outcome,
+      phase: outcome,
+    }),
+  );
   publish(state);
   await condition(allHandlersFinished);
   // A payment failed while the recovery was finishing: checked in the same workflow task as the return, so a signal
@@ -277,14 +368,71 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
     return results.join('; ');
   }
 
-  /** The tenant's data deleted after suspension, and the decision written to DECISIONS.log. */
+  /**
+   * The tenant's data deleted after suspension (with an operator's approval first when the policy asks for one), the
+   * provider told to stop charging, and the decision written to DECISIONS.log. The activities re-check the database:
+   * a refusal (a legal hold, nothing owed) waits for attention like any step a person must fix.
+   */
   async function deleteData(): Promise<string> {
     const days = input.policy.downgrade.deletionDaysAfterSuspension;
+    if (!checksPolicy) return deleteAsBefore(days);
+    if (input.policy.downgrade.deletionRequiresApproval && !state.deletionApproval) {
+      const since = new Date().toISOString();
+      await attention.waitFor({
+        step: 'deletion',
+        reason: "the policy requires an operator's approval before the tenant's data is deleted",
+        errorType: 'ApprovalRequired',
+        since,
+        attempts: 0,
+        nextRetryAt: null,
+        actions: `\`billops dunning approve-deletion ${state.tenantId} --reason "..."\`, or a legal hold to keep the data`,
+      });
+      await condition(() => state.deletionApproval !== null || isRecovered(state));
+      await attention.clear(
+        isRecovered(state) ? 'paid while the deletion waited for approval' : 'deletion approved',
+      );
+      if (isRecovered(state)) return 'not deleted: paid while waiting for approval';
+    }
+    const stopped = await tenantData.stopProviderCharges({
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      idempotencyKey: key('deletion/stop-charges'),
+      requiredSuspendedDays: days,
+    });
+    const approval = state.deletionApproval;
+    const deleted = await tenantData.deleteTenantData({
+      tenantId: state.tenantId,
+      workflowId: info.workflowId,
+      operator: approval?.operator ?? SYSTEM_OPERATOR,
+      reason: `${days} days after suspension${approval ? `, approved by ${approval.operator}: ${approval.reason}` : ''}`,
+      requiredSuspendedDays: days,
+      ...(approval ? { approvedBy: approval.operator } : {}),
+    });
+    await decisions.recordDecision({
+      idempotencyKey: key('deletion-decision'),
+      workflowId: info.workflowId,
+      entry: {
+        timestamp: new Date().toISOString(),
+        operator: approval?.operator ?? SYSTEM_OPERATOR,
+        incidentType: 'dunning_data_deletion',
+        tenants: 1,
+        impact: `service; ${amountDue(state)} uncollected`,
+        resolution: `tenant ${state.tenantId} data permanently deleted ${days} days after suspension: ${describeDeletion(deleted)}; ${stopped.summary}`,
+        credits: null,
+        executor: SYSTEM_OPERATOR,
+      },
+    });
+    return `${stopped.summary}; ${describeDeletion(deleted)}`;
+  }
+
+  /** The deletion as lifecycles started before the guard ran it: their recorded histories replay through this. */
+  async function deleteAsBefore(days: number): Promise<string> {
     const deleted = await tenantData.deleteTenantData({
       tenantId: state.tenantId,
       workflowId: info.workflowId,
       operator: SYSTEM_OPERATOR,
       reason: `${days} days after suspension`,
+      requiredSuspendedDays: 0,
     });
     await decisions.recordDecision({
       idempotencyKey: key('deletion-decision'),
@@ -320,13 +468,15 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
 
   /** Lifts the dunning's service controls (recovery, or a grace extended past a limit), on the timeline too. */
   async function restoreService(reason: string): Promise<void> {
-    await serviceControls.restoreService({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      operator: SYSTEM_OPERATOR,
-      reason,
-      source: 'dunning',
-    });
+    await attend('restore service', () =>
+      serviceControls.restoreService({
+        tenantId: state.tenantId,
+        workflowId: info.workflowId,
+        operator: SYSTEM_OPERATOR,
+        reason,
+        source: 'dunning',
+      }),
+    );
     state.timeline.push({ at: new Date().toISOString(), event: 'service restored', detail: reason });
   }
 
@@ -338,6 +488,24 @@ export async function dunningWorkflow(input: DunningInput): Promise<DunningOutco
       reason: `dunning ${step.id}: payment not collected`,
       source: 'dunning' as const,
     };
+  }
+}
+
+/**
+ * The policy snapshot checked against the schema and its safety floors before anything happens: a direct start with
+ * a crafted policy (deletion the day after suspension) is refused with the reason. Settings a snapshot from an older
+ * billops lacks take their defaults.
+ */
+function withCheckedPolicy(input: DunningInput): DunningInput {
+  try {
+    return { ...input, policy: parsePolicy(input.policy) };
+  } catch (err) {
+    if (err instanceof PolicyError)
+      throw ApplicationFailure.nonRetryable(
+        `the lifecycle's policy snapshot is refused: ${err.message}`,
+        'PolicyRefused',
+      );
+    throw err;
   }
 }
 

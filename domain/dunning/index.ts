@@ -24,6 +24,8 @@ export {
 } from './schedule';
 export {
   addFailedInvoice,
+  approveDeletion,
+  deletionApprovalProblem,
   completeStep,
   extendGrace,
   graceExtensionProblem,

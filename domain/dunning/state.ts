@@ -1,4 +1,5 @@
 // The dunning lifecycle's state: phases, the invoices it holds, its timeline, and how a lifecycle begins.
+import type { AttentionWait } from '../attention';
 import type { BillingTier, Policy } from '../policy';
 import { DAY_MS, HOUR_MS, type ProcessorOrNone } from '../vocabulary';
 
@@ -73,6 +74,10 @@ export interface DunningState {
   /** Bumped on every change that can move a deadline, so a waiting timer knows to recompute. */
   revision: number;
   timeline: TimelineEntry[];
+  /** The step waiting for a person, and why; null while everything runs by itself. */
+  attention: AttentionWait | null;
+  /** Who approved the deletion, when the policy requires it. */
+  deletionApproval: { operator: string; reason: string; at: string } | null;
 }
 
 /** A request the lifecycle refuses: retrying cannot fix it, so callers treat it as non-retryable. */
@@ -115,6 +120,8 @@ export function newDunningState(input: DunningInput, workflowKey: string, now: n
     hardDeclined: false,
     failureNoticeSent: false,
     revision: 0,
+    attention: null,
+    deletionApproval: null,
     timeline: invoices.map((invoice) => ({
       at: iso(now),
       event: 'payment failed',

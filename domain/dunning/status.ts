@@ -1,4 +1,5 @@
 // What a dunning lifecycle tells whoever asks: its status query, outstanding invoices, and the Web UI's one-line story.
+import type { AttentionWait } from '../attention';
 import type { BillingTier } from '../policy';
 import { deadlines, nextStep, type DunningDeadlines, type StepKind } from './schedule';
 import {
@@ -20,6 +21,8 @@ export interface DunningStatus {
   outstandingInvoices: FailedInvoice[];
   deadlines: DunningDeadlines;
   nextAction: { step: string; kind: StepKind; at: string } | null;
+  /** A step waiting for a person: which, why, since when, what to do. */
+  attention: AttentionWait | null;
   timeline: TimelineEntry[];
 }
 
@@ -43,6 +46,7 @@ export function statusOf(state: DunningState): DunningStatus {
     outstandingInvoices: outstanding(state),
     deadlines: deadlines(state),
     nextAction: next && !state.paused ? { step: next.id, kind: next.kind, at: iso(next.at) } : null,
+    attention: state.attention,
     timeline: state.timeline,
   };
 }
@@ -56,6 +60,7 @@ export function describeLifecycle(state: DunningState): string {
   const next = nextStep(state);
   const phase = state.phase.replace('_', ' ');
   if (state.paused) return `${head} · ${phase}, paused`;
+  if (state.attention) return `${head} · ${phase}, waiting for attention at ${state.attention.step}`;
   if (!next) return `${head} · ${phase}`;
   return `${head} · ${phase} until ${day(next.at)}`;
 }

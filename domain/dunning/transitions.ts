@@ -152,3 +152,25 @@ export function extendGrace(
   state.revision++;
   return { restoreService: limited && !['soft_limited', 'hard_limited', 'suspended'].includes(state.phase) };
 }
+
+/** Why an approval of the deletion is refused, or null: it is only asked for when the policy requires it. */
+export function deletionApprovalProblem(
+  state: DunningState,
+  request: { operator: string; reason: string },
+): string | null {
+  if (!state.policy.downgrade.deletionRequiresApproval)
+    return 'this lifecycle deletes without approval (policy downgrade.deletionRequiresApproval is false)';
+  if (state.deletionApproval)
+    return `the deletion was already approved by ${state.deletionApproval.operator}`;
+  if (state.phase !== 'suspended')
+    return `the tenant is ${state.phase}: only a suspended tenant's deletion is approved`;
+  if (!request.operator?.trim()) return 'operator is required';
+  if (!request.reason?.trim())
+    return 'a reason is required: it is kept in the timeline and the decisions record';
+  return null;
+}
+
+export function approveDeletion(state: DunningState, operator: string, reason: string): void {
+  state.deletionApproval = { operator, reason, at: iso(Date.now()) };
+  state.timeline.push({ at: iso(Date.now()), event: 'deletion approved', operator, reason });
+}

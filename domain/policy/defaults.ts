@@ -28,6 +28,7 @@ export const defaultPolicy: Policy = deepFreeze({
     hardLimitDaysAfterGrace: 3,
     suspensionDaysAfterGrace: 7,
     deletionDaysAfterSuspension: 90,
+    deletionRequiresApproval: false,
   },
   processorOutage: { graceHoursMin: 24, graceHoursMax: 48, stopAutomatedSuspensions: true },
   // The alert (success rate over 5 minutes, for 5 minutes) fires about 10 minutes into an outage.
@@ -115,6 +116,7 @@ export const defaultPolicy: Policy = deepFreeze({
     dunningConversionRatePercent: { warnBelow: 50, criticalBelow: 30 },
     billingApiLatencyMs: { warnAbove: 500, criticalAbove: 2000 },
   },
+  attention: { retryAfterMinutes: 2, maxRetryIntervalMinutes: 360 },
   serviceCredit: { percentOfPeriodFeePerOutageHour: 1, maxPercent: 100 },
 });
 

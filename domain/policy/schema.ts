@@ -8,6 +8,11 @@ export const SEVERITIES = ['P1', 'P2', 'P3', 'P4'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
 const days = z.number().int().nonnegative();
+/**
+ * Safety floor: a policy (a file, or a snapshot in a crafted workflow start) may not delete a tenant's data sooner
+ * than this after suspension. The runbook's own retention is 90 days.
+ */
+export const DELETION_FLOOR_DAYS = 30;
 const hours = z.number().int().nonnegative();
 const minutes = z.number().int().positive();
 const milliseconds = z.number().int().positive();
@@ -107,7 +112,12 @@ export const policyObjectSchema = z
         softLimitRatePercent: z.number().int().min(0).max(100),
         hardLimitDaysAfterGrace: days,
         suspensionDaysAfterGrace: days,
-        deletionDaysAfterSuspension: days,
+        deletionDaysAfterSuspension: days.min(
+          DELETION_FLOOR_DAYS,
+          `must be at least ${DELETION_FLOOR_DAYS} days: deletion cannot be undone`,
+        ),
+        /** The day-111 deletion waits for an operator's `approveDeletion` before anything is deleted. */
+        deletionRequiresApproval: z.boolean(),
       })
       .strict()
       .refine((d) => d.hardLimitDaysAfterGrace <= d.suspensionDaysAfterGrace, {
@@ -238,6 +248,16 @@ export const policyObjectSchema = z
         billingApiLatencyMs: above,
       })
       .strict(),
+    /**
+     * A step only a person can fix (a refused key, a voided invoice, a pager answering 4xx) waits for attention:
+     * retried after this many minutes, doubling up to the cap, or at once on `retryNow`.
+     */
+    attention: z
+      .object({ retryAfterMinutes: minutes, maxRetryIntervalMinutes: minutes })
+      .strict()
+      .refine((a) => a.retryAfterMinutes <= a.maxRetryIntervalMinutes, {
+        message: 'retryAfterMinutes must not exceed maxRetryIntervalMinutes',
+      }),
     serviceCredit: z
       .object({
         percentOfPeriodFeePerOutageHour: z.number().nonnegative(),

@@ -497,14 +497,34 @@ describe('tenant data activities', () => {
     );
   }
 
+  /** Suspended by its dunning lifecycle `days` ago, as the deletion guard requires (hold and its history row). */
+  async function suspendedByDunning(tenantId: string, days: number): Promise<void> {
+    await pool.query(
+      `INSERT INTO service_control_holds
+         (tenant_id, source, rate_limit_percent, api_blocked, suspended, read_only, reason, workflow_id, held_by, since)
+       VALUES ($1, 'dunning', 0, true, true, false, 'Suspension', $2, 'billops', now() - make_interval(days => $3))`,
+      [tenantId, `dunning-${tenantId}`, days],
+    );
+    const state = { rateLimitPercent: 0, apiBlocked: true, suspended: true, readOnly: false };
+    await pool.query(
+      `INSERT INTO service_control_hold_changes
+         (tenant_id, source, before, after, enforced_before, enforced_after, reason, workflow_id, changed_by, changed_at)
+       VALUES ($1, 'dunning', NULL, $2::jsonb, '{}'::jsonb, $2::jsonb, 'Suspension', $3, 'billops',
+               now() - make_interval(days => $4))`,
+      [tenantId, JSON.stringify(state), `dunning-${tenantId}`, days],
+    );
+  }
+
   it('deletes usage and personal data, keeps invoices and payments, scrubs the tenant; a second call is a no-op', async () => {
     const tenantId = await insertTenant();
     await seedTenantData(tenantId);
+    await suspendedByDunning(tenantId, 91);
     const req = {
       tenantId,
       workflowId: `dunning-${tenantId}`,
       operator: 'billops',
       reason: 'Data Retention: 90 days after suspension',
+      requiredSuspendedDays: 90,
     };
 
     const first = await activities().deleteTenantData(req);
@@ -575,6 +595,7 @@ describe('tenant data activities', () => {
         workflowId: 'dunning-nobody',
         operator: 'billops',
         reason: 'Data Retention',
+        requiredSuspendedDays: 90,
       }),
       'TenantUnknown',
     );

@@ -70,6 +70,8 @@ export interface IncidentReceivers {
   hookCalls(): ReceivedCall[];
   /** A hook URL (POST) on this receiver, for scale-up / failover hooks. */
   hookUrl(name: string): string;
+  /** From now on, `path` is answered with this status and JSON body (a refusal); `null` restores the normal answer. */
+  refuse(path: string, answer: { status: number; body: Record<string, unknown> } | null): void;
   close(): Promise<void>;
 }
 
@@ -78,6 +80,7 @@ export const TEST_ROUTING_KEY = 'R0UT1NGKEYtest000000000000000000';
 /** PagerDuty answers 202 with the dedup key, Slack "ok", the status page and hooks 200. */
 export async function startIncidentReceivers(): Promise<IncidentReceivers> {
   const calls: ReceivedCall[] = [];
+  const refusals = new Map<string, { status: number; body: Record<string, unknown> }>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -91,6 +94,12 @@ export async function startIncidentReceivers(): Promise<IncidentReceivers> {
       }
       const path = req.url ?? '';
       calls.push({ path, body, at: Date.now() });
+      const refusal = refusals.get(path);
+      if (refusal) {
+        res.writeHead(refusal.status, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify(refusal.body));
+        return;
+      }
       if (path === '/v2/enqueue') {
         res.writeHead(202, { 'Content-Type': 'application/json' });
         res.end(JSON.stringify({ status: 'success', message: 'Event processed', dedup_key: body.dedup_key }));
@@ -119,6 +128,10 @@ export async function startIncidentReceivers(): Promise<IncidentReceivers> {
     statusPageUpdates: () => on('/statuspage'),
     hookCalls: () => calls.filter((c) => c.path.startsWith('/hooks/')),
     hookUrl: (name) => `${base}/hooks/${name}`,
+    refuse: (path, answer) => {
+      if (answer) refusals.set(path, answer);
+      else refusals.delete(path);
+    },
     close: () =>
       new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
   };

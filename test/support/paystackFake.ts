@@ -86,6 +86,8 @@ export interface PaystackFake {
   initializations(): RecordedInitialize[];
   /** Refunds Paystack queued (refused ones are not counted). */
   refunds(): RecordedRefund[];
+  /** Authorization codes deactivated (POST /customer/authorization/deactivate), in order; refused ones not counted. */
+  deactivations(): string[];
   requests(): RecordedRequest[];
   /** Forgets transactions, recordings, authorizations and pending failures. */
   reset(): void;
@@ -105,6 +107,9 @@ interface Transaction {
   authorizationCode: string | null;
   metadata: unknown;
 }
+
+/** Paystack's refusal of a saved card that was deactivated or never existed (its errors page). */
+const AUTHORIZATION_GONE_MESSAGE = 'Authorization code does not exist or has been deactivated';
 
 const SUPPORTED_CURRENCIES = new Set(['NGN', 'GHS', 'ZAR', 'KES', 'USD', 'XOF', 'EGP']);
 
@@ -168,6 +173,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
   let charges: RecordedCharge[] = [];
   let initializations: RecordedInitialize[] = [];
   let refunds: RecordedRefund[] = [];
+  let deactivations: string[] = [];
   let requests: RecordedRequest[] = [];
   let failures: { count: number; status: number } = { count: 0, status: 503 };
   // Paystack's ids are unique across its whole system; each fake starts at its own random base, so ids from two
@@ -217,6 +223,9 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     const email = requiredString(body, 'email', 'Email is required');
     const amount = kobo(body.amount);
     const currency = currencyOf(body);
+    if (deactivations.includes(authorizationCode)) {
+      throw new RequestProblem(400, AUTHORIZATION_GONE_MESSAGE);
+    }
     const behaviour = authorizations.get(authorizationCode);
     if (!behaviour) throw new RequestProblem(400, 'Invalid Authorization Code');
     const reference =
@@ -430,6 +439,19 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     return [200, { status: true, message: 'Refunds retrieved', data: selected }];
   }
 
+  /**
+   * POST /customer/authorization/deactivate: the saved card can never be charged again. A code Paystack does not know,
+   * or one deactivated before, is refused with Paystack's message.
+   */
+  function deactivateAuthorization(body: Record<string, unknown>): [number, unknown] {
+    const code = requiredString(body, 'authorization_code', 'Authorization code is required');
+    if (!authorizations.has(code) || deactivations.includes(code)) {
+      throw new RequestProblem(400, AUTHORIZATION_GONE_MESSAGE);
+    }
+    deactivations.push(code);
+    return [200, { status: true, message: 'Authorization has been deactivated' }];
+  }
+
   function verify(reference: string): [number, unknown] {
     const tx = transactions.get(reference);
     if (!tx) return [400, { status: false, message: 'Transaction reference not found' }];
@@ -473,6 +495,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     if (path === '/transaction/charge_authorization') return chargeAuthorization(fields);
     if (path === '/transaction/initialize') return initialize(fields);
     if (path === '/refund') return refund(fields);
+    if (path === '/customer/authorization/deactivate') return deactivateAuthorization(fields);
     return [404, { status: false, message: 'Route not found' }];
   }
 
@@ -521,6 +544,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
     charges: () => [...charges],
     initializations: () => [...initializations],
     refunds: () => [...refunds],
+    deactivations: () => [...deactivations],
     requests: () => [...requests],
     reset: () => {
       transactions.clear();
@@ -528,6 +552,7 @@ export async function startPaystackFake(opts: { secretKey?: string } = {}): Prom
       charges = [];
       initializations = [];
       refunds = [];
+      deactivations = [];
       requests = [];
       failures = { count: 0, status: 503 };
     },

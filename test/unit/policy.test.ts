@@ -43,7 +43,12 @@ describe('defaults (seed 000, DESIGN.md "Policy")', () => {
       hardLimitDaysAfterGrace: 3,
       suspensionDaysAfterGrace: 7,
       deletionDaysAfterSuspension: 90,
+      deletionRequiresApproval: false,
     });
+  });
+
+  it('a step waiting for attention is retried after 2 minutes, doubling up to 6 hours', () => {
+    expect(defaultPolicy.attention).toEqual({ retryAfterMinutes: 2, maxRetryIntervalMinutes: 360 });
   });
 
   it('retries and outage grace', () => {
@@ -175,6 +180,15 @@ describe('overrides', () => {
       ]);
       expect((err as PolicyError).message).toContain('tiers.gold: is not a policy setting');
     }
+  });
+
+  it('refuse a deletion sooner than the safety floor after suspension, saying why', () => {
+    expect(() => parsePolicy({ downgrade: { deletionDaysAfterSuspension: 29 } })).toThrow(
+      'downgrade.deletionDaysAfterSuspension: must be at least 30 days: deletion cannot be undone',
+    );
+    expect(
+      parsePolicy({ downgrade: { deletionDaysAfterSuspension: 30 } }).downgrade.deletionDaysAfterSuspension,
+    ).toBe(30);
   });
 
   it('cannot reach the prototype through "__proto__"', () => {

@@ -66,7 +66,7 @@ describe('Billing Error Acknowledgment (seed 000)', () => {
 
 describe('lifecycle notices', () => {
   it('fills every placeholder in each template and declares the variables it uses', () => {
-    expect(TEMPLATE_NAMES).toHaveLength(18);
+    expect(TEMPLATE_NAMES).toHaveLength(19);
     expect(templateVariables('downgradeWarning')).toEqual([
       'tenant_id',
       'invoice_id',

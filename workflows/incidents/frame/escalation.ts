@@ -1,6 +1,6 @@
 // The escalation clock of an open incident (seed 004's matrix): level 0 paged at once, each next level when its time
 // passes unacknowledged, and a step waiting for approval paging the next level each time its response time passes.
-import { condition } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition } from '@temporalio/workflow';
 import type { PageAction, PageResult, PagingActivities } from '../../../activities/paging';
 import type { EscalationLevel } from '../../../domain/escalation';
 import {
@@ -18,20 +18,46 @@ export type Page = (
   level: EscalationLevel['level'],
   contacts: string[],
   action: PageAction,
-) => Promise<PageResult>;
+) => Promise<PageResult | null>;
 
-export function pagerOf(input: IncidentInput<unknown>, state: IncidentState, paging: PagingActivities): Page {
-  return async (level, contacts, action) =>
-    paging.page({
-      dedupKey: state.workflowId,
-      incidentKind: input.kind,
-      severity: state.severity,
-      level,
-      summary: `[${state.severity}] ${input.summary}`,
-      contacts,
-      workflowId: state.workflowId,
-      action,
-    });
+/** What the incident does when the pager refuses a page for good (a 4xx) and when it takes one again. */
+export interface PagerWatch {
+  refused(level: number, reason: string, errorType: string): Promise<void>;
+  answered(): Promise<void>;
+}
+
+/** A page; null when the pager refused it for good and `watch` was told (without a watch, the refusal is thrown). */
+export function pagerOf(
+  input: IncidentInput<unknown>,
+  state: IncidentState,
+  paging: PagingActivities,
+  watch?: PagerWatch,
+): Page {
+  return async (level, contacts, action) => {
+    try {
+      const result = await paging.page({
+        dedupKey: state.workflowId,
+        incidentKind: input.kind,
+        severity: state.severity,
+        level,
+        summary: `[${state.severity}] ${input.summary}`,
+        contacts,
+        workflowId: state.workflowId,
+        action,
+      });
+      await watch?.answered();
+      return result;
+    } catch (err) {
+      if (!watch || !(err instanceof ActivityFailure)) throw err;
+      const cause = err.cause;
+      await watch.refused(
+        level,
+        cause?.message ?? err.message,
+        cause instanceof ApplicationFailure && cause.type ? cause.type : 'PagerRejected',
+      );
+      return null;
+    }
+  };
 }
 
 /** Level 0, the first responders, hear about it now. */
@@ -112,7 +138,8 @@ export async function awaitApproval(
   };
 }
 
-function pagedVia(result: PageResult): string {
+function pagedVia(result: PageResult | null): string {
+  if (!result) return 'the pager refused the page: see the attention note';
   const via = [
     result.pagerDuty === 'accepted' ? 'PagerDuty' : null,
     result.slack === 'posted' ? 'Slack' : null,

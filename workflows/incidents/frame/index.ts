@@ -2,6 +2,7 @@
 // approvals, waiting for recovery, and the close. Not a workflow itself.
 import {
   condition,
+  patched,
   proxyActivities,
   setCurrentDetails,
   sleep,
@@ -29,6 +30,7 @@ import {
 } from '../../../domain/searchAttributes';
 import { incidentStep } from '../../shared/activityOptions';
 import { closeIncident, type IncidentOutcome, type OccurrenceInput, type PendingReminder } from './close';
+import { incidentAttention } from './attention';
 import { awaitApproval, pageFirstLevel, pagerOf, startEscalationClock } from './escalation';
 import { setIncidentHandlers, type AlertFired } from './handlers';
 import { MINUTE_MS, SYSTEM_OPERATOR } from '../../../domain/vocabulary';
@@ -50,7 +52,13 @@ export interface Incident {
    */
   key(step: string): string;
   /** One runbook step: waits while paused, runs, and records it as done with what it found. */
-  step<T>(name: string, run: () => Promise<T>, detail?: (result: T) => string | undefined): Promise<T>;
+  step<T>(
+    name: string,
+    run: () => Promise<T>,
+    detail?: (result: T) => string | undefined,
+    /** What the step answers when an operator skips it while it waits for attention; absent: it cannot be skipped. */
+    skipped?: T,
+  ): Promise<T>;
   /** Records a step the workflow decided not to take, with why. */
   skip(name: string, why: string): void;
   /** A person decides: waits for `approveStep`; each response time that passes unanswered escalates a level. */
@@ -82,6 +90,8 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
   const carried = (input as OccurrenceInput).carried;
   const occurrence = carried?.occurrence ?? info.firstExecutionRunId;
   const key = (step: string) => `${info.workflowId}/${occurrence}/${step}`;
+  // Issue 15 item 2, for incidents opened from this version on (recorded histories replay without it).
+  const attends = patched('incident-waits-for-attention');
   let dirty = true;
   let refire: AlertFired | null = null;
 
@@ -136,8 +146,34 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
     await incidents.recordIncident({ ...statusOf(state), occurrence });
   };
 
+  // ---- A step only a person can fix waits for attention; a refused page is shown and told, never a stop ----
+  const attention = incidentAttention(input, state, key, () => {
+    dirty = true;
+  });
+  const pagerRefused = async (level: number, reason: string, errorType: string) => {
+    await attention.waitFor({
+      step: `page level ${level}`,
+      reason,
+      errorType,
+      since: new Date(Date.now()).toISOString(),
+      attempts: 1,
+      nextRetryAt: null,
+      actions:
+        'fix the pager integration (its routing key or webhook URL); the incident goes on, each next escalation ' +
+        `pages again; acknowledge with \`billops ack ${info.workflowId}\``,
+    });
+  };
+  const pagerAnswered = async () => {
+    if (attention.waiting?.step.startsWith('page level')) await attention.clear('the pager accepted a page');
+  };
+
   // ---- Escalation: page level 0 now, then each next level when its time passes unacknowledged ----
-  const page = pagerOf(input, state, paging);
+  const page = pagerOf(
+    input,
+    state,
+    paging,
+    attends ? { refused: pagerRefused, answered: pagerAnswered } : undefined,
+  );
   await pageFirstLevel(state, page);
   await publish();
   const escalation = startEscalationClock(state, page, publish);
@@ -148,12 +184,29 @@ export async function openIncident(input: IncidentInput<unknown>): Promise<Incid
     state,
     input,
     key,
-    async step(name, run, detail) {
+    async step<T>(
+      name: string,
+      run: () => Promise<T>,
+      detail?: (result: T) => string | undefined,
+      skipped?: T,
+    ): Promise<T> {
       await whileNotPaused();
       state.currentStep = name;
       if (dirty) await publish();
       else setCurrentDetails(describeIncident(state));
-      const result = await run();
+      let result: T;
+      if (attends) {
+        const attended = await attention.run(name, run, { skippable: skipped !== undefined });
+        if (!attended.done) {
+          note(state, Date.now(), 'skipped', `${name}: ${attended.why}`);
+          state.currentStep = null;
+          await publish();
+          return skipped as T;
+        }
+        result = attended.value;
+      } else {
+        result = await run();
+      }
       const found = detail?.(result);
       state.stepsDone.push({
         name,

@@ -19,7 +19,8 @@ import {
 } from '../../../../workflows/definitions';
 import { stuckTransactionsWorkflow } from '../../../../workflows/incidents/stuckTransactions';
 import { insertTenant } from '../../../support/dunningFixtures';
-import { incidentInput, untilIncident } from '../../../support/incidentFixtures';
+import { incidentInput, TEST_ROUTING_KEY, untilIncident } from '../../../support/incidentFixtures';
+import { pollUntil } from '../../../support/poll';
 import { testEnv } from '../../../support/testRuntime';
 import { startIncidentTimeSkipping, type IncidentTimeSkipping } from '../../../support/timeSkipping';
 import { TEST_OPS_EMAIL } from '../../../support/workerDeps';
@@ -264,6 +265,63 @@ describe('incident escalation on the time-skipping server', () => {
         handle.executeUpdate(resolveUpdate, { args: [{ operator: 'ada', summary: 'again' }] }),
       ).rejects.toThrow();
     });
+  });
+
+  it('PagerDuty answering 400 at the opening does not stop the incident: it is shown and told, and the next page clears it', async () => {
+    const taskQueue = `incident-pager400-${Date.now()}`;
+    const worker = await ts.newWorker(taskQueue);
+    ts.receivers.refuse('/v2/enqueue', {
+      status: 400,
+      body: {
+        status: 'invalid event',
+        message: 'Event object is invalid',
+        errors: ['Length of summary is invalid'],
+      },
+    });
+    try {
+      await worker.runUntil(async () => {
+        const { handle } = await openStuckIncident(taskQueue, 'P1');
+        // The incident goes on: its verification steps run although the first page was refused.
+        const opened = await untilIncident(
+          handle,
+          (s) => s.stepsDone.length === 2,
+          'first verification done',
+        );
+        expect(opened.phase).toBe('open');
+        expect(opened.attention).toMatchObject({ step: 'page level 0', errorType: 'PagerRejected' });
+        expect(opened.attention!.reason).toMatch(/HTTP 400.*Event object is invalid/);
+        expect(opened.attention!.reason).not.toContain(TEST_ROUTING_KEY);
+        await pollUntil(
+          async () =>
+            readCaughtMail(testEnv('mailDir')).filter(
+              (m) =>
+                m.to.includes(TEST_OPS_EMAIL) && m.subject.includes(`${handle.workflowId}: page level 0`),
+            ),
+          (mails) => mails.length === 1,
+          'the operators are emailed',
+        );
+
+        // The pager works again: the 15-minute escalation pages level 1 and the attention note clears.
+        ts.receivers.refuse('/v2/enqueue', null);
+        await ts.env.sleep(16 * MINUTE);
+        const escalated = await untilIncident(handle, (s) => s.escalationLevel === 1, 'escalated to level 1');
+        expect(escalated.attention).toBeNull();
+        expect(escalated.timeline.map((e) => e.event)).toContain('attention_cleared');
+        await handle.executeUpdate(resolveUpdate, { args: [{ operator: 'ada', summary: 'closed by test' }] });
+        await untilIncident(
+          handle,
+          (s) => s.currentStep === 'waiting for the root-cause analysis',
+          'closing',
+        );
+        await handle.executeUpdate(recordRootCauseUpdate, {
+          args: [{ operator: 'ada', summary: 'pager config' }],
+        });
+        const outcome = await handle.result();
+        expect(outcome.status.resolution?.by).toBe('ada');
+      });
+    } finally {
+      ts.receivers.refuse('/v2/enqueue', null);
+    }
   });
 });
 
