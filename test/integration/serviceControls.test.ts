@@ -52,7 +52,7 @@ async function enforced(tenantId: string) {
 
 const activities = () => createServiceControlActivities({ pool });
 
-/** The calls the two workflows make today (workflows/dunning.ts, workflows/usage/overage.ts), with their ids. */
+/** The calls the two workflows make today (workflows/dunning/, workflows/usage/overage.ts), with their ids. */
 function callers(tenantId: string) {
   const dunning = { tenantId, workflowId: `dunning-${tenantId}`, operator: 'billops' };
   const overage = { tenantId, workflowId: `overage-${tenantId}-2026-12`, operator: 'billops' };

@@ -1,7 +1,8 @@
 // Waiting for attention: a step whose activity failed in a way no automatic retry fixes keeps the workflow, its timers
 // and its state, says why, tells the operators once, and tries again on the policy's backoff, on retryNow, or never
 // (skipped with a reason).
-import { ActivityFailure, ApplicationFailure, condition } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, condition, proxyActivities } from '@temporalio/workflow';
+import type { AttentionActivities } from '../../activities/attention';
 import {
   attentionRetryDelayMs,
   skipProblem,
@@ -9,6 +10,7 @@ import {
   type SkipRequest,
 } from '../../domain/attention';
 import type { Policy } from '../../domain/policy';
+import { retryFromPolicy } from './activityOptions';
 
 export type Attended<T> = { done: true; value: T } | { done: false; why: string };
 
@@ -119,5 +121,38 @@ export function createAttention(options: AttentionOptions): Attention {
         }
       }
     },
+  };
+}
+
+/**
+ * Tells the operators of a wait (email and page, once per wait under its key) and notes on the timeline whom it told.
+ * Tried a few times only: the wait it announces goes on either way.
+ */
+export function operatorNotifier(
+  policy: Pick<Policy, 'apiRetry'>,
+  workflowId: string,
+  key: (step: string) => string,
+  noted: (detail: string) => void,
+): (wait: AttentionWait) => Promise<void> {
+  const operators = proxyActivities<AttentionActivities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { ...retryFromPolicy(policy), maximumAttempts: 5 },
+  });
+  return async (wait) => {
+    const told = await operators
+      .requestAttention({
+        idempotencyKey: key(`attention/${wait.step}/${wait.since}`),
+        workflowId,
+        step: wait.step,
+        errorType: wait.errorType,
+        reason: wait.reason,
+        actions: wait.actions,
+      })
+      .then(
+        (r) => `${r.emailed}; ${r.paged}`,
+        (err: unknown) =>
+          `could not tell the operators (${err instanceof Error ? err.message : String(err)})`,
+      );
+    noted(told);
   };
 }

@@ -171,7 +171,7 @@ describe('overageWorkflow', () => {
 
   it('Pro: lifting the overage block at period end leaves the dunning hard limit in force', async () => {
     const { tenant, worker, handle, addUsage, controls } = await setUp('pro', 1000);
-    // What workflows/dunning.ts applies at grace + 3 days, under its own workflow id.
+    // What workflows/dunning/ applies at grace + 3 days, under its own workflow id.
     await createServiceControlActivities({ pool: ts.deps.pool }).applyServiceControls({
       tenantId: tenant.id,
       workflowId: `dunning-${tenant.id}`,

@@ -1,13 +1,11 @@
 // An incident's steps that only a person can fix: a status page answering 4xx waits for attention (retried on the
 // policy's backoff or on retryNow, or skipped with a reason); a pager refusing a page is shown and told, and the
 // incident goes on: its containment never waits for the pager.
-import { proxyActivities, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
-import type { AttentionActivities } from '../../../activities/attention';
+import { setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import { note, type IncidentState } from '../../../domain/incident';
 import { NeedsAttention } from '../../../domain/searchAttributes';
 import { retryNowSignal, skipStepUpdate } from '../../definitions';
-import { retryFromPolicy } from '../../shared/activityOptions';
-import { createAttention, type Attention } from '../../shared/attention';
+import { createAttention, operatorNotifier, type Attention } from '../../shared/attention';
 import type { IncidentInput } from '../../../domain/incident';
 
 export function incidentAttention(
@@ -16,11 +14,6 @@ export function incidentAttention(
   key: (step: string) => string,
   changed: () => void,
 ): Attention {
-  // Telling the operators is tried a few times only: the wait it announces goes on either way.
-  const operators = proxyActivities<AttentionActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { ...retryFromPolicy(input.policy), maximumAttempts: 5 },
-  });
   const attention = createAttention({
     policy: input.policy,
     actions:
@@ -32,24 +25,10 @@ export function incidentAttention(
       upsertSearchAttributes([{ key: NeedsAttention, value: wait ? wait.errorType : null }]);
       changed();
     },
-    async notify(wait) {
-      const told = await operators
-        .requestAttention({
-          idempotencyKey: key(`attention/${wait.step}/${wait.since}`),
-          workflowId: state.workflowId,
-          step: wait.step,
-          errorType: wait.errorType,
-          reason: wait.reason,
-          actions: wait.actions,
-        })
-        .then(
-          (r) => `${r.emailed}; ${r.paged}`,
-          (err: unknown) =>
-            `could not tell the operators (${err instanceof Error ? err.message : String(err)})`,
-        );
+    notify: operatorNotifier(input.policy, state.workflowId, key, (told) => {
       note(state, Date.now(), 'operators_told', told);
       changed();
-    },
+    }),
     held: () => state.paused !== null,
     moot: () => state.resolution !== null,
   });

@@ -1,39 +1,31 @@
 // Dunning-to-suspension lifecycle for one tenant: payment retries, notices, downgrade steps, deletion, or recovery.
 import {
-  ApplicationFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
   patched,
   proxyActivities,
-  setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { AttentionActivities } from '../activities/attention';
-import type { DecisionActivities } from '../activities/decisions';
-import type { DunningRecordActivities } from '../activities/dunningRecords';
-import type { EmailActivities } from '../activities/email';
-import type { NoticeActivities } from '../activities/notices';
-import type { PaymentActivities } from '../activities/payments';
-import type { ServiceControlActivities } from '../activities/serviceControls';
-import type { TenantDataActivities } from '../activities/tenantData';
-import { describeDeletion } from '../domain/tenantDeletion';
+import type { DecisionActivities } from '../../activities/decisions';
+import type { DunningRecordActivities } from '../../activities/dunningRecords';
+import type { EmailActivities } from '../../activities/email';
+import type { NoticeActivities } from '../../activities/notices';
+import type { PaymentActivities } from '../../activities/payments';
+import type { ServiceControlActivities } from '../../activities/serviceControls';
+import type { TenantDataActivities } from '../../activities/tenantData';
 import {
-  DunningRefusedError,
   addFailedInvoice,
   approveDeletion,
   deletionApprovalProblem,
   completeStep,
   deadlines,
-  describeLifecycle,
   extendGrace,
   graceExtensionProblem,
   isRecovered,
   markInvoicePaid,
   markRecovered,
-  newDunningState,
   notePaymentUnconfirmed,
   nextStep,
   outstanding,
@@ -44,22 +36,18 @@ import {
   stepOccurrence,
   type DunningInput,
   type DunningPhase,
-  type DunningState,
   type GraceExtension,
   type LifecycleStep,
-} from '../domain/dunning';
+} from '../../domain/dunning';
 import {
-  amountDue,
   firstOpen,
   recoveryNotice,
   stepNotice,
   type DunningNotice,
   type NoticeContact,
   type NoticeContext,
-} from '../domain/dunningNotices';
-import { parsePolicy, PolicyError } from '../domain/policy';
-import { DunningPhase as DunningPhaseKey, NeedsAttention } from '../domain/searchAttributes';
-import { renderTemplate } from '../domain/templates';
+} from '../../domain/dunningNotices';
+import { renderTemplate } from '../../domain/templates';
 import {
   approveDeletionUpdate,
   dunningStatusQuery,
@@ -71,10 +59,12 @@ import {
   resumeSignal,
   retryNowSignal,
   skipStepUpdate,
-} from './definitions';
-import { quick } from './shared/activityOptions';
-import { createAttention, type Attended } from './shared/attention';
-import { SYSTEM_OPERATOR } from '../domain/vocabulary';
+} from '../definitions';
+import { quick } from '../shared/activityOptions';
+import { deleteTenant } from './deletion';
+import { dunningAttention, publish, startingState, waitUntilDue, withCheckedPolicy } from './lifecycle';
+import type { Attended } from '../shared/attention';
+import { SYSTEM_OPERATOR } from '../../domain/vocabulary';
 
 export interface DunningOutcome {
   tenantId: string;
@@ -107,50 +97,11 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
   const records = proxyActivities<DunningRecordActivities>(options);
   const tenantData = proxyActivities<TenantDataActivities>(options);
   const decisions = proxyActivities<DecisionActivities>(options);
-  // Telling the operators is tried a few times only: the wait it announces goes on either way.
-  const operators = proxyActivities<AttentionActivities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { ...options.retry, maximumAttempts: 5 },
-  });
   const key = (step: string) => `${state.workflowKey}/${step}`;
   let restoreNeeded = false;
 
-  // ---- A step only a person can fix waits here, its timers and state kept ----
-  const attention = createAttention({
-    policy: input.policy,
-    actions:
-      `fix the cause, then \`billops dunning retry ${input.tenantId}\`; or \`billops dunning skip ` +
-      `${input.tenantId} --reason "..."\` to go on without this step`,
-    changed(wait, detail) {
-      state.attention = wait;
-      upsertSearchAttributes([{ key: NeedsAttention, value: wait ? wait.errorType : null }]);
-      state.timeline.push({
-        at: new Date().toISOString(),
-        event: wait ? 'waiting for attention' : 'attention cleared',
-        detail: wait ? `${wait.step}: ${detail}` : detail,
-      });
-      publish(state);
-    },
-    async notify(wait) {
-      const told = await operators
-        .requestAttention({
-          idempotencyKey: key(`attention/${wait.step}/${wait.since}`),
-          workflowId: info.workflowId,
-          step: wait.step,
-          errorType: wait.errorType,
-          reason: wait.reason,
-          actions: wait.actions,
-        })
-        .then(
-          (r) => `${r.emailed}; ${r.paged}`,
-          (err: unknown) =>
-            `could not tell the operators (${err instanceof Error ? err.message : String(err)})`,
-        );
-      state.timeline.push({ at: new Date().toISOString(), event: 'operators told', detail: told });
-    },
-    held: () => state.paused,
-    moot: () => isRecovered(state),
-  });
+  // ---- A step only a person can fix waits here, its timers and state kept (./lifecycle.ts) ----
+  const attention = dunningAttention(state, key, info.workflowId);
   /** A step's activities, waiting for attention when they fail for good (older histories fail as they did). */
   const attend = <T>(step: string, run: () => Promise<T>, skippable = true): Promise<Attended<T>> =>
     attends ? attention.run(step, run, { skippable }) : run().then((value) => ({ done: true, value }));
@@ -331,7 +282,15 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
         await notify();
         return 'account suspended';
       case 'deletion':
-        return deleteData();
+        return deleteTenant({
+          state,
+          workflowId: info.workflowId,
+          key,
+          guarded: checksPolicy,
+          attention,
+          tenantData,
+          decisions,
+        });
     }
   }
 
@@ -366,91 +325,6 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
       state.failureNoticeSent = true;
     }
     return results.join('; ');
-  }
-
-  /**
-   * The tenant's data deleted after suspension (with an operator's approval first when the policy asks for one), the
-   * provider told to stop charging, and the decision written to DECISIONS.log. The activities re-check the database:
-   * a refusal (a legal hold, nothing owed) waits for attention like any step a person must fix.
-   */
-  async function deleteData(): Promise<string> {
-    const days = input.policy.downgrade.deletionDaysAfterSuspension;
-    if (!checksPolicy) return deleteAsBefore(days);
-    if (input.policy.downgrade.deletionRequiresApproval && !state.deletionApproval) {
-      const since = new Date().toISOString();
-      await attention.waitFor({
-        step: 'deletion',
-        reason: "the policy requires an operator's approval before the tenant's data is deleted",
-        errorType: 'ApprovalRequired',
-        since,
-        attempts: 0,
-        nextRetryAt: null,
-        actions: `\`billops dunning approve-deletion ${state.tenantId} --reason "..."\`, or a legal hold to keep the data`,
-      });
-      await condition(() => state.deletionApproval !== null || isRecovered(state));
-      await attention.clear(
-        isRecovered(state) ? 'paid while the deletion waited for approval' : 'deletion approved',
-      );
-      if (isRecovered(state)) return 'not deleted: paid while waiting for approval';
-    }
-    const stopped = await tenantData.stopProviderCharges({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      idempotencyKey: key('deletion/stop-charges'),
-      requiredSuspendedDays: days,
-    });
-    const approval = state.deletionApproval;
-    const deleted = await tenantData.deleteTenantData({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      operator: approval?.operator ?? SYSTEM_OPERATOR,
-      reason: `${days} days after suspension${approval ? `, approved by ${approval.operator}: ${approval.reason}` : ''}`,
-      requiredSuspendedDays: days,
-      ...(approval ? { approvedBy: approval.operator } : {}),
-    });
-    await decisions.recordDecision({
-      idempotencyKey: key('deletion-decision'),
-      workflowId: info.workflowId,
-      entry: {
-        timestamp: new Date().toISOString(),
-        operator: approval?.operator ?? SYSTEM_OPERATOR,
-        incidentType: 'dunning_data_deletion',
-        tenants: 1,
-        impact: `service; ${amountDue(state)} uncollected`,
-        resolution: `tenant ${state.tenantId} data permanently deleted ${days} days after suspension: ${describeDeletion(deleted)}; ${stopped.summary}`,
-        credits: null,
-        executor: SYSTEM_OPERATOR,
-      },
-    });
-    return `${stopped.summary}; ${describeDeletion(deleted)}`;
-  }
-
-  /** The deletion as lifecycles started before the guard ran it: their recorded histories replay through this. */
-  async function deleteAsBefore(days: number): Promise<string> {
-    const deleted = await tenantData.deleteTenantData({
-      tenantId: state.tenantId,
-      workflowId: info.workflowId,
-      operator: SYSTEM_OPERATOR,
-      reason: `${days} days after suspension`,
-      requiredSuspendedDays: 0,
-    });
-    await decisions.recordDecision({
-      idempotencyKey: key('deletion-decision'),
-      workflowId: info.workflowId,
-      entry: {
-        timestamp: new Date().toISOString(),
-        operator: SYSTEM_OPERATOR,
-        incidentType: 'dunning_data_deletion',
-        tenants: 1,
-        impact: `service; ${amountDue(state)} uncollected`,
-        resolution: `tenant ${state.tenantId} data permanently deleted ${days} days after suspension`,
-        credits: null,
-        executor: SYSTEM_OPERATOR,
-      },
-    });
-    return `deleted ${Object.entries(deleted.deleted)
-      .map(([table, n]) => `${n} ${table}`)
-      .join(', ')}`;
   }
 
   /** Rendered and emailed once under its occurrence key; a step without a notice sends nothing. */
@@ -489,55 +363,4 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
       source: 'dunning' as const,
     };
   }
-}
-
-/**
- * The policy snapshot checked against the schema and its safety floors before anything happens: a direct start with
- * a crafted policy (deletion the day after suspension) is refused with the reason. Settings a snapshot from an older
- * billops lacks take their defaults.
- */
-function withCheckedPolicy(input: DunningInput): DunningInput {
-  try {
-    return { ...input, policy: parsePolicy(input.policy) };
-  } catch (err) {
-    if (err instanceof PolicyError)
-      throw ApplicationFailure.nonRetryable(
-        `the lifecycle's policy snapshot is refused: ${err.message}`,
-        'PolicyRefused',
-      );
-    throw err;
-  }
-}
-
-/** The lifecycle's first state; a tier with nothing to dun refuses to start, and the failure says why. */
-function startingState(input: DunningInput, workflowKey: string): DunningState {
-  try {
-    return newDunningState(input, workflowKey, Date.now());
-  } catch (err) {
-    if (err instanceof DunningRefusedError)
-      throw ApplicationFailure.nonRetryable(err.message, 'DunningRefused');
-    throw err;
-  }
-}
-
-/** Sleeps until the step is due. False when something moved the schedule first; recovery is checked by the caller. */
-async function waitUntilDue(state: DunningState, step: LifecycleStep): Promise<boolean> {
-  if (state.paused) {
-    await condition(() => !state.paused || isRecovered(state));
-    return false;
-  }
-  const revision = state.revision;
-  const remaining = step.at - Date.now();
-  if (remaining <= 0) return true;
-  const interrupted = await condition(
-    () => state.paused || isRecovered(state) || state.revision !== revision,
-    remaining,
-  );
-  return !interrupted;
-}
-
-/** Search attributes and the Web UI's current-details line follow the phase. */
-function publish(state: DunningState): void {
-  upsertSearchAttributes([{ key: DunningPhaseKey, value: state.phase }]);
-  setCurrentDetails(describeLifecycle(state));
 }
