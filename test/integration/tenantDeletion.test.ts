@@ -1,7 +1,6 @@
 // Tenant deletion against real PostgreSQL, stripe-mock (behind a recording proxy) and the Paystack-shaped server: the
 // guard re-checked in the database, legal holds through the CLI, the scrub of kept records, provider charges stopped.
 import { randomBytes } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Pool } from 'pg';
 import {
@@ -14,45 +13,24 @@ import { createPaystackGateway } from '../../drivers/paystack';
 import { createStripeGateway } from '../../drivers/stripe';
 import { formatDecisionLine, parseDecisionLine } from '../../domain/decisions';
 import { operatorCli, TEST_OPERATOR } from '../support/billopsCli';
-import { forward, listenOnLoopback } from '../support/httpProxy';
 import { fakePaystackGateway, startPaystackFake, type PaystackFake } from '../support/paystackFake';
+import { startStripeSwitch, type StripeSwitch } from '../support/stripeSwitch';
 import { testEnv } from '../support/testRuntime';
 
 const STRIPE_TEST_KEY = 'sk_test_billopsdeletion00000000000';
 const POLICY_DAYS = 90;
 const suffix = () => randomBytes(4).toString('hex');
 
-interface SeenStripeRequest {
-  method: string;
-  path: string;
-  idempotencyKey: string | undefined;
-}
-
-/** Forwards to stripe-mock untouched and notes each request. */
-async function startRecordingProxy(target: string) {
-  const upstream = new URL(target);
-  const seen: SeenStripeRequest[] = [];
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    const header = req.headers['idempotency-key'];
-    seen.push({
-      method: req.method ?? '',
-      path: req.url ?? '',
-      idempotencyKey: Array.isArray(header) ? header[0] : header,
-    });
-    forward(upstream, req, res);
-  });
-  return { ...(await listenOnLoopback(server)), seen };
-}
-
 let pool: Pool;
 let paystack: PaystackFake;
-let proxy: Awaited<ReturnType<typeof startRecordingProxy>>;
+/** stripe-mock, every request noted (method, path, Idempotency-Key, status). */
+let proxy: StripeSwitch;
 const billops = operatorCli(`tenant-deletion-${Date.now()}`);
 
 beforeAll(async () => {
   pool = createPool(testEnv('databaseUrl'), { max: 4 });
   paystack = await startPaystackFake();
-  proxy = await startRecordingProxy(testEnv('stripeApiBase'));
+  proxy = await startStripeSwitch(testEnv('stripeApiBase'));
 });
 
 afterAll(async () => {

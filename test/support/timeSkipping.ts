@@ -7,6 +7,7 @@ import { createBillopsWorker } from '../../workers/createWorker';
 import type { WorkerDependencies } from '../../workers/dependencies';
 import { startIncidentReceivers, type IncidentReceivers } from './incidentFixtures';
 import { fakePaystackGateway, startPaystackFake, type PaystackFake } from './paystackFake';
+import { pollUntil } from './poll';
 import { testEnv, workflowBundle } from './testRuntime';
 import { ownClientDependencies, type OwnClientOptions } from './workerDeps';
 
@@ -88,4 +89,22 @@ export async function startIncidentTimeSkipping(
       await paystack.close();
     },
   };
+}
+
+/**
+ * Terminates a workflow once no activity of it is in flight: the time-skipping server keeps its clock still while an
+ * activity is outstanding, and a terminated workflow's activity stays outstanding until its timeout, which would
+ * freeze time for the tests that follow.
+ */
+export async function terminateWhenIdle(handle: {
+  describe(): Promise<{ raw: { pendingActivities?: unknown[] | null } }>;
+  terminate(reason?: string): Promise<unknown>;
+}): Promise<void> {
+  await pollUntil(
+    () => handle.describe(),
+    (d) => (d.raw.pendingActivities ?? []).length === 0,
+    'no activity in flight',
+    { timeoutMs: 30_000 },
+  );
+  await handle.terminate('test done');
 }

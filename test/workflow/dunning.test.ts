@@ -17,7 +17,7 @@ import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '
 import { startPaystackFake } from '../support/paystackFake';
 import { pollUntil } from '../support/poll';
 import { testEnv } from '../support/testRuntime';
-import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
+import { startTimeSkipping, terminateWhenIdle, type TimeSkipping } from '../support/timeSkipping';
 import { testWorkerDependencies } from '../support/workerDeps';
 
 const HOUR = 3_600_000;
@@ -75,24 +75,6 @@ async function payInDatabase(invoiceId: string): Promise<void> {
     `UPDATE invoices SET status = 'paid', amount_paid_minor = total_minor, paid_at = now() WHERE id = $1`,
     [invoiceId],
   );
-}
-
-/**
- * Terminates a lifecycle once no activity of it is in flight: the time-skipping server keeps its clock still while
- * an activity is outstanding, and a terminated workflow's activity stays outstanding until its timeout, which would
- * freeze time for the tests that follow.
- */
-async function terminateWhenIdle(handle: {
-  describe(): Promise<{ raw: { pendingActivities?: unknown[] | null } }>;
-  terminate(reason?: string): Promise<unknown>;
-}): Promise<void> {
-  await pollUntil(
-    () => handle.describe(),
-    (d) => (d.raw.pendingActivities ?? []).length === 0,
-    'no activity in flight',
-    { timeoutMs: 30_000 },
-  );
-  await handle.terminate('test done');
 }
 
 async function startLifecycle(tenant: TestTenant, taskQueue: string) {

@@ -17,7 +17,7 @@ import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '
 import { pollUntil } from '../support/poll';
 import { startStripeSwitch, type StripeSwitch } from '../support/stripeSwitch';
 import { testEnv } from '../support/testRuntime';
-import { startTimeSkipping, type TimeSkipping } from '../support/timeSkipping';
+import { startTimeSkipping, terminateWhenIdle, type TimeSkipping } from '../support/timeSkipping';
 import { TEST_OPS_EMAIL } from '../support/workerDeps';
 
 const HOUR = 3_600_000;
@@ -67,17 +67,6 @@ type Handle = Awaited<ReturnType<typeof startStripeLifecycle>>['handle'];
 
 function statusWhere(handle: Handle, what: string, test: (s: DunningStatus) => boolean) {
   return pollUntil(() => handle.query(dunningStatusQuery), test, what, { timeoutMs: 60_000 });
-}
-
-/** Terminates once no activity is in flight, so the time-skipping clock is not left frozen for later tests. */
-async function terminateWhenIdle(handle: Handle): Promise<void> {
-  await pollUntil(
-    () => handle.describe(),
-    (d) => (d.raw.pendingActivities ?? []).length === 0,
-    'no activity in flight',
-    { timeoutMs: 30_000 },
-  );
-  await handle.terminate('test done');
 }
 
 const stepAt = (status: DunningStatus, event: string) => status.timeline.find((e) => e.event === event);
