@@ -20,7 +20,12 @@ import {
 } from '../db/payments';
 import type { PaymentGateways } from '../drivers/gateways';
 import type { PaystackGateway } from '../drivers/paystack';
-import type { DeclineClassification, StripeGateway } from '../drivers/stripe';
+import {
+  interpretStripeError,
+  stripeFailure,
+  type DeclineClassification,
+  type StripeGateway,
+} from '../drivers/stripe';
 
 export interface RetryInvoicePaymentRequest {
   /** Workflow id + step: the same key is the same charge, however often the activity runs. */
@@ -107,6 +112,19 @@ export function paymentReference(idempotencyKey: string): string {
   return `${readable || 'billops'}-${digest}`;
 }
 
+/**
+ * The currencies a processor takes when it stands in as the backup; null: it refuses what it does not take itself
+ * (Stripe settles in the account's enabled currencies, and its refusal is recorded). Paystack: its merchant currencies.
+ */
+export const BACKUP_CURRENCIES: Readonly<Record<ChargingProcessor, ReadonlySet<string> | null>> = {
+  paystack: new Set(['NGN', 'GHS', 'ZAR', 'KES', 'USD', 'XOF', 'EGP']),
+  stripe: null,
+};
+
+export function backupTakes(processor: ChargingProcessor, currency: string): boolean {
+  return BACKUP_CURRENCIES[processor]?.has(currency) ?? true;
+}
+
 export function notConfigured(processor: ChargingProcessor): string {
   return processor === 'stripe'
     ? 'no stripe processor configured (set STRIPE_SECRET_KEY)'
@@ -169,10 +187,10 @@ export function createPaymentSteps(deps: PaymentActivityDependencies) {
     tx: OpenTransaction,
     response: string,
     paidAt: Date,
+    byAmount = processor === 'paystack',
   ): Promise<PaymentAttemptResult> {
-    // Stripe pays its whole invoice; a Paystack charge is applied for the amount it took.
-    const amount =
-      processor === 'paystack' ? { amountMinor: tx.amountMinor, currency: tx.currency } : undefined;
+    // Stripe paying its own invoice pays all of it; any other charge is applied for the amount it took.
+    const amount = byAmount ? { amountMinor: tx.amountMinor, currency: tx.currency } : undefined;
     const application = await recordPaymentSuccess(
       deps.pool,
       processor,
@@ -291,7 +309,10 @@ export function createPaymentSteps(deps: PaymentActivityDependencies) {
     authorizationCode: string,
     tx: OpenTransaction,
     attempt: number,
+    /** Why the charge went to Paystack when the invoice is another processor's; kept with the processor's answer. */
+    routedNote?: string,
   ): Promise<PaymentAttemptResult> {
+    const noted = (response: string) => (routedNote ? `${response} (${routedNote})` : response);
     const charge = await paystack.chargeAuthorization({
       authorizationCode,
       email: invoice.billingEmail,
@@ -309,13 +330,19 @@ export function createPaymentSteps(deps: PaymentActivityDependencies) {
             'ProcessorAmountMismatch',
           );
         }
-        return recordSuccess(invoice, 'paystack', tx, charge.gatewayResponse, charge.paidAt ?? new Date());
+        return recordSuccess(
+          invoice,
+          'paystack',
+          tx,
+          noted(charge.gatewayResponse),
+          charge.paidAt ?? new Date(),
+        );
       case 'failed':
         await recordPaymentFailure(
           deps.pool,
           'paystack',
           tx.reference,
-          charge.gatewayResponse,
+          noted(charge.gatewayResponse),
           charge.decline.declineCode,
         );
         return declineResult('Paystack', charge.decline, charge.gatewayResponse, tx.reference);
@@ -334,10 +361,72 @@ export function createPaymentSteps(deps: PaymentActivityDependencies) {
     }
   }
 
+  /**
+   * The backup charge of an invoice that is not Stripe's: a PaymentIntent for the amount due on the customer's default
+   * payment method, off session, under the reference as Idempotency-Key; Stripe's answers sorted as for an invoice.
+   */
+  async function chargeStripeCustomer(
+    stripe: StripeGateway,
+    invoice: PayableInvoice,
+    payer: { customerId: string; paymentMethodId: string },
+    tx: OpenTransaction,
+    routedNote: string,
+  ): Promise<PaymentAttemptResult> {
+    let intent: Awaited<ReturnType<StripeGateway['sdk']['paymentIntents']['create']>>;
+    try {
+      intent = await stripe.sdk.paymentIntents.create(
+        {
+          amount: tx.amountMinor,
+          currency: tx.currency.toLowerCase(),
+          customer: payer.customerId,
+          payment_method: payer.paymentMethodId,
+          off_session: true,
+          confirm: true,
+          metadata: { tenant_id: invoice.tenantId, invoice_id: invoice.invoiceId, reference: tx.reference },
+        },
+        { idempotencyKey: tx.reference },
+      );
+    } catch (error) {
+      if (!(error instanceof stripe.sdk.errors.StripeError)) throw error;
+      const meaning = interpretStripeError(error);
+      if (meaning.kind !== 'declined') throw stripeFailure(meaning);
+      const response = `${meaning.message} (${routedNote})`;
+      await recordPaymentFailure(deps.pool, 'stripe', tx.reference, response, meaning.decline.declineCode);
+      return declineResult('Stripe', meaning.decline, meaning.message, tx.reference);
+    }
+    const response = `Stripe PaymentIntent ${intent.id} ${intent.status} (${routedNote})`;
+    if (intent.status === 'succeeded') {
+      if (intent.amount !== tx.amountMinor || intent.currency.toUpperCase() !== tx.currency) {
+        throw ApplicationFailure.nonRetryable(
+          `Stripe reports ${intent.amount} ${intent.currency} for ${tx.reference}, ` +
+            `but ${tx.amountMinor} ${tx.currency} was charged under it: reconcile by hand`,
+          'ProcessorAmountMismatch',
+        );
+      }
+      return recordSuccess(invoice, 'stripe', tx, response, new Date(), true);
+    }
+    if (intent.status === 'processing') {
+      await notePendingPayment(deps.pool, 'stripe', tx.reference, response);
+      throw ApplicationFailure.retryable(
+        `Stripe PaymentIntent ${intent.id} is processing; verifying again on retry`,
+        'PaymentPending',
+      );
+    }
+    // requires_action or requires_payment_method: only the customer, on session, can complete it.
+    await recordPaymentFailure(deps.pool, 'stripe', tx.reference, response, 'authentication_required');
+    return declineResult(
+      'Stripe',
+      { kind: 'hard', declineCode: 'authentication_required' },
+      `PaymentIntent ${intent.id} is ${intent.status}`,
+      tx.reference,
+    );
+  }
+
   return {
     loadInvoice,
     openTransaction,
     recordSuccess,
+    chargeStripeCustomer,
     settlePendingPaystack,
     settleRefusal,
     paidEarlier,

@@ -2,7 +2,7 @@
 // processor, its key and webhooks; move new payments to the backup; give the affected accounts a grace and stop their
 // suspensions; accept manual payments; tell the customers. Once it is back: switch back, resume dunning, retry the
 // failed payments, credit the time it was down.
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ApplicationFailure, patched, proxyActivities } from '@temporalio/workflow';
 import type { IncidentActivities, TenantNoticeVars } from '../../activities/incidents/common';
 import type {
   DunningSteerResult,
@@ -117,7 +117,10 @@ export async function paymentProcessorOutageWorkflow(
   const routed = backup.healthy ? backup.backup : null;
   if (!routed) incident.skip('switch to the backup processor', backup.reason);
   else {
-    const route = { from: processor, to: routed };
+    // An outage scoped to some tenants routes only theirs (db/processorRoute.ts honours tenantIds).
+    const scoped =
+      patched('outage-route-scoped') && input.params.tenantIds ? { tenantIds: input.params.tenantIds } : {};
+    const route = { from: processor, to: routed, ...scoped };
     const why = `${name} is down: new payments go to ${routed}`;
     await step(
       `switch new payments to ${NAMES[routed]}`,

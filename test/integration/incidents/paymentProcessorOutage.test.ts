@@ -432,7 +432,11 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
         set_by: 'billops',
       },
       { name: 'manual_payments:stripe', value: { accept: true, recordAs: 'manual' }, set_by: 'billops' },
-      { name: 'processor_route:stripe', value: { from: 'stripe', to: 'paystack' }, set_by: 'billops' },
+      {
+        name: 'processor_route:stripe',
+        value: { from: 'stripe', to: 'paystack', tenantIds: ours.map((t) => t.id) },
+        set_by: 'billops',
+      },
     ]);
     for (const { tenant } of inDunning) {
       const held = await dunning(tenant).query(dunningStatusQuery);
