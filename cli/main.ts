@@ -28,6 +28,7 @@ const incidentList = () => import('./incidents/list');
 const incidentStart = () => import('./incidents/start');
 const incidentSteering = () => import('./incidents/steer');
 const decisions = () => import('./decisions');
+const payments = () => import('./payments');
 
 const commands: Command[] = [
   {
@@ -284,6 +285,17 @@ const commands: Command[] = [
       "a UTC day's Stripe/Paystack transactions against our payments and invoices; exit 1 on any discrepancy " +
       '(DATABASE_URL)',
     run: async (args) => (await reconcileCli()).reconcile(args),
+  },
+  {
+    name: 'payments record',
+    synopsis: [
+      'payments record --invoice ID --amount MINOR --currency C --method bank_transfer|card|other --reference R',
+      '                [--operator NAME] [--reason TEXT] [--json]',
+    ],
+    summary:
+      'a payment accepted by hand, with its audit row: applied to the invoice, and a paid invoice signalled to ' +
+      "the tenant's lifecycle; the same reference again answers already recorded (DATABASE_URL)",
+    run: async (args) => (await payments()).paymentsRecord(args),
   },
   {
     name: 'decisions export',
