@@ -15,6 +15,7 @@ import {
   sourceOf,
   type ServiceControlSource,
 } from '../domain/serviceControls';
+import { syncDunningNotices } from '../db/access';
 import { describeQueued, queueWhileReadOnly, type QueueableActivity } from './readOnlyGuard';
 
 export type { ServiceControlSource } from '../domain/serviceControls';
@@ -73,7 +74,10 @@ export async function writeServiceControls(
 
 export function createServiceControlActivities(deps: { pool: Pool }) {
   async function apply(change: ApplyServiceControlsRequest): Promise<ServiceControls> {
-    return (await writeServiceControls(deps.pool, change)) ?? tenantUnknown(change.tenantId);
+    const controls = (await writeServiceControls(deps.pool, change)) ?? tenantUnknown(change.tenantId);
+    // The runbook's limit and suspension notices follow dunning's hold, for the product's dashboard banner.
+    if (sourceOf(change) === 'dunning') await syncDunningNotices(deps.pool, controls);
+    return controls;
   }
 
   /** Seed 000 "Queue critical operations": while billing is read-only the change waits in queued_operations. */
@@ -130,6 +134,7 @@ export function createServiceControlActivities(deps: { pool: Pool }) {
       const queued = await queuedWhileReadOnly('restoreService', req);
       if (queued) return queued;
       const lifted = await liftServiceControlHold(deps.pool, { ...req, source: sourceOf(req) });
+      if (lifted && sourceOf(req) === 'dunning') await syncDunningNotices(deps.pool, lifted);
       return lifted ?? tenantUnknown(req.tenantId);
     },
 

@@ -1,4 +1,5 @@
 // `npm run bench -- <name> [options]` runs one benchmark in bench/; with no name, every one. Each prints one JSON line.
+import { accessBench, ACCESS_USAGE } from './access';
 import { backfillBench } from './backfill';
 import { BACKFILL_USAGE } from './backfillPlan';
 import { BenchUsageError } from './options';
@@ -11,6 +12,7 @@ interface Bench {
 }
 
 const BENCHES: Record<string, Bench> = {
+  access: { run: accessBench, usage: ACCESS_USAGE },
   backfill: { run: backfillBench, usage: BACKFILL_USAGE },
   webhooks: { run: webhooksBench, usage: WEBHOOKS_USAGE },
 };

@@ -13,11 +13,11 @@ import { TENANT_ID_FORMAT } from '../domain/vocabulary';
 import { columns, onePositional, printJson, RefusedError, UsageError, withDatabase } from './common';
 import { compactTime } from './format';
 
-/** `--scope usage:write,usage:read` or the flag repeated. */
+/** `--scope usage:write,usage:read` (or access:read, notices:write for the product's gateway and dashboard), or the flag repeated. */
 export function parseScopes(values: string[] | undefined): ApiKeyScope[] {
   const words = (values ?? []).flatMap((v) => v.split(',')).map((w) => w.trim().toLowerCase());
   if (words.filter(Boolean).length === 0) {
-    throw new UsageError(`--scope is required: ${API_KEY_SCOPES.join(', ')} or both, comma-separated`);
+    throw new UsageError(`--scope is required: one or more of ${API_KEY_SCOPES.join(', ')}, comma-separated`);
   }
   return [
     ...new Set(

@@ -184,8 +184,11 @@ const commands: Command[] = [
   },
   {
     name: 'keys create',
-    synopsis: ['keys create --scope usage:write[,usage:read] [--tenants ID,ID] [--name TEXT] [--json]'],
-    summary: 'an API key for usage producers (all tenants unless --tenants); prints it once (DATABASE_URL)',
+    synopsis: [
+      'keys create --scope usage:write[,usage:read][,access:read][,notices:write] [--tenants ID,ID] [--name TEXT] [--json]',
+    ],
+    summary:
+      'an API key for usage producers, gateways (access:read) or the dashboard (notices:write); all tenants unless --tenants; prints it once (DATABASE_URL)',
     run: async (args) => (await keys()).keysCreate(args),
   },
   {

@@ -34,6 +34,8 @@ export interface BillopsConfig {
   /** JSON file of alertname → incident kind routes laid over the defaults (config/alertRouting.ts). */
   alertRoutesFile?: string;
   ingress: { host: string; port: number };
+  /** GET /v1/tenants/{id}/access: how long a gateway may cache an answer (Cache-Control: max-age). */
+  access: { maxAgeSeconds: number };
   decisionsLogPath: string;
   policyFile?: string;
   dataDir: string;
@@ -89,6 +91,13 @@ const envSchema = z.object({
     .regex(/^[A-Za-z0-9.:_-]+$/, 'must be a host name or IP address to listen on, without scheme or port')
     .default('127.0.0.1'),
   INGRESS_PORT: port(8080),
+  BILLOPS_ACCESS_MAX_AGE_SECONDS: z
+    .string()
+    .regex(/^\d{1,5}$/, 'must be a whole number of seconds from 0 to 86400')
+    .transform(Number)
+    .refine((n) => n <= 86_400, 'must be a whole number of seconds from 0 to 86400')
+    .optional()
+    .transform((n) => n ?? 5),
   DECISIONS_LOG_PATH: z.string().optional(),
   BILLOPS_POLICY_FILE: z.string().optional(),
   BILLOPS_DATA_DIR: z.string().default('.data'),
@@ -164,6 +173,7 @@ function toConfig(env: z.output<typeof envSchema>): BillopsConfig {
     alertmanagerToken: env.ALERTMANAGER_TOKEN,
     alertRoutesFile: env.BILLOPS_ALERT_ROUTES,
     ingress: { host: env.INGRESS_HOST, port: env.INGRESS_PORT },
+    access: { maxAgeSeconds: env.BILLOPS_ACCESS_MAX_AGE_SECONDS },
     // Without its own variable the log lives in the data directory, which is `.data/DECISIONS.log` by default.
     decisionsLogPath: env.DECISIONS_LOG_PATH ?? `${env.BILLOPS_DATA_DIR.replace(/\/+$/, '')}/DECISIONS.log`,
     policyFile: env.BILLOPS_POLICY_FILE,

@@ -4,7 +4,8 @@ import type { ClientBase } from 'pg';
 
 type Queryable = Pick<ClientBase, 'query'>;
 
-export const API_KEY_SCOPES = ['usage:write', 'usage:read'] as const;
+/** Usage producers write and read usage; gateways and the product read access (`access:read`) and acknowledge notices. */
+export const API_KEY_SCOPES = ['usage:write', 'usage:read', 'access:read', 'notices:write'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 /** The file under the data directory where `npm start` keeps the local demo key that `billops usage load` reads. */

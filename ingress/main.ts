@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     client,
     pool,
     webhooks: webhookSettingsFromConfig(config, loadPolicyForConfig(config)),
+    access: config.access,
   });
   await app.listen({ host: config.ingress.host, port: config.ingress.port });
   console.log(`billops ingress: listening on http://${config.ingress.host}:${config.ingress.port}`);

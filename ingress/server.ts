@@ -1,4 +1,4 @@
-// The HTTP ingress: liveness, Prometheus metrics, usage ingestion, signed payment webhooks and Alertmanager alerts, described at /docs/json.
+// The HTTP ingress: liveness, Prometheus metrics, usage ingestion, the access and notices API, signed payment webhooks and Alertmanager alerts, described at /docs/json.
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Client } from '@temporalio/client';
@@ -9,6 +9,7 @@ import { alertSettingsFromEnvironment, registerAlertRoutes, type AlertSettings }
 import { settledTotals } from '../db/settledTotals';
 import { createBillopsMetrics, instrumentRequests } from './metrics';
 import { registerUsageRoutes } from './usage';
+import { DEFAULT_ACCESS_MAX_AGE_SECONDS, registerAccessRoutes } from './access';
 import { registerWebhookRoutes, type WebhookSettings } from './webhooks/routes';
 
 export interface IngressDependencies {
@@ -22,6 +23,8 @@ export interface IngressDependencies {
    * with ALERTMANAGER_TOKEN and BILLOPS_ALERT_ROUTES from the environment; without either the route answers 503.
    */
   alerts?: AlertSettings;
+  /** The access API's cache lifetime (BILLOPS_ACCESS_MAX_AGE_SECONDS); absent: 5 s. */
+  access?: { maxAgeSeconds: number };
   /** Overrides of INGRESS_TIMEOUTS. */
   timeouts?: Partial<IngressTimeouts>;
 }
@@ -108,6 +111,10 @@ export function buildIngress(deps: IngressDependencies): FastifyInstance {
     );
 
     registerUsageRoutes(api, { pool: deps.pool, registry });
+    registerAccessRoutes(api, {
+      pool: deps.pool,
+      maxAgeSeconds: deps.access?.maxAgeSeconds ?? DEFAULT_ACCESS_MAX_AGE_SECONDS,
+    });
     if (deps.webhooks) {
       registerWebhookRoutes(api, {
         ...deps.webhooks,

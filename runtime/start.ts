@@ -175,6 +175,7 @@ async function main(): Promise<void> {
       client,
       pool: deps.pool,
       webhooks: webhookSettingsFromConfig(config, policy),
+      access: config.access,
     });
     await ingress.listen({ host: config.ingress.host, port: config.ingress.port });
     stoppers.push({ name: 'ingress', stop: () => ingress.close() });

