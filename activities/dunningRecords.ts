@@ -1,6 +1,8 @@
 // Dunning record activities: open, move through the runbook's phases and close the one record a lifecycle keeps.
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { recordOutboundEvent } from '../db/outboundWebhooks';
+import { inTransaction } from '../db/pool';
 import { DUNNING_PHASES, type DunningPhase } from '../domain/dunning';
 
 export const DUNNING_OUTCOMES = ['recovered', 'deleted', 'canceled', 'written_off'] as const;
@@ -63,12 +65,15 @@ const COLUMNS =
 
 /** Phase always; invoice ids when given ($4); grace end when given ($5), null included. */
 const UPDATE_OPEN_RECORD = `
+  WITH prev AS (
+    SELECT id AS prev_id, phase AS previous_phase FROM dunning_records
+    WHERE tenant_id = $1 AND workflow_id = $2 AND closed_at IS NULL FOR UPDATE)
   UPDATE dunning_records
   SET phase = $3,
       invoice_ids = COALESCE($4::text[], invoice_ids),
       grace_ends_at = CASE WHEN $5::boolean THEN $6::timestamptz ELSE grace_ends_at END
-  WHERE tenant_id = $1 AND workflow_id = $2 AND closed_at IS NULL
-  RETURNING ${COLUMNS}`;
+  FROM prev WHERE id = prev.prev_id
+  RETURNING ${COLUMNS}, prev.previous_phase`;
 
 export function createDunningRecordActivities(deps: { pool: Pool }) {
   return {
@@ -123,17 +128,19 @@ export function createDunningRecordActivities(deps: { pool: Pool }) {
         req.graceEndsAt === undefined || req.graceEndsAt === null
           ? null
           : isoDate('graceEndsAt', req.graceEndsAt);
-      const { rows } = await deps.pool
-        .query<DunningRecordRow>(UPDATE_OPEN_RECORD, [
-          req.tenantId,
-          req.workflowId,
-          req.phase,
-          req.invoiceIds ? [...new Set(req.invoiceIds)] : null,
-          req.graceEndsAt !== undefined,
-          graceEndsAt,
-        ])
-        .catch(rethrowCheckViolation);
-      const row = rows[0];
+      // The phase change reaches the product's endpoints through the outbox, in the same transaction.
+      const row = await inTransaction(deps.pool, async (client) => {
+        const { rows } = await client
+          .query<
+            DunningRecordRow & { previous_phase: DunningPhase }
+          >(UPDATE_OPEN_RECORD, [req.tenantId, req.workflowId, req.phase, req.invoiceIds ? [...new Set(req.invoiceIds)] : null, req.graceEndsAt !== undefined, graceEndsAt])
+          .catch(rethrowCheckViolation);
+        const updated = rows[0];
+        if (updated && updated.previous_phase !== updated.phase) {
+          await recordPhaseChange(client, updated, updated.previous_phase);
+        }
+        return updated;
+      });
       if (!row) {
         throw ApplicationFailure.nonRetryable(
           `tenant ${req.tenantId} has no open dunning record kept by ${req.workflowId}`,
@@ -149,13 +156,20 @@ export function createDunningRecordActivities(deps: { pool: Pool }) {
       if (!DUNNING_OUTCOMES.includes(req.outcome)) {
         invalid(`outcome must be one of ${DUNNING_OUTCOMES.join(', ')}, got ${String(req.outcome)}`);
       }
-      const closed = await deps.pool.query<DunningRecordRow>(
-        `UPDATE dunning_records SET phase = $3, outcome = $4, closed_at = now()
-         WHERE tenant_id = $1 AND workflow_id = $2 AND closed_at IS NULL
-         RETURNING ${COLUMNS}`,
-        [req.tenantId, req.workflowId, req.phase, req.outcome],
-      );
-      const row = closed.rows[0];
+      const row = await inTransaction(deps.pool, async (client) => {
+        const closed = await client.query<DunningRecordRow & { previous_phase: DunningPhase }>(
+          `WITH prev AS (
+             SELECT id AS prev_id, phase AS previous_phase FROM dunning_records
+             WHERE tenant_id = $1 AND workflow_id = $2 AND closed_at IS NULL FOR UPDATE)
+           UPDATE dunning_records SET phase = $3, outcome = $4, closed_at = now()
+           FROM prev WHERE id = prev.prev_id
+           RETURNING ${COLUMNS}, prev.previous_phase`,
+          [req.tenantId, req.workflowId, req.phase, req.outcome],
+        );
+        const done = closed.rows[0];
+        if (done) await recordClose(client, done, done.previous_phase);
+        return done;
+      });
       if (row) return toDunningRecord(row);
 
       // A retry after the close committed: the workflow id is reused only once this lifecycle has ended.
@@ -172,6 +186,45 @@ export function createDunningRecordActivities(deps: { pool: Pool }) {
       );
     },
   };
+}
+
+/** `dunning.phase_changed` in the outbox, in the caller's transaction. */
+async function recordPhaseChange(
+  db: PoolClient,
+  row: DunningRecordRow,
+  previous: DunningPhase,
+): Promise<void> {
+  await recordOutboundEvent(db, {
+    type: 'dunning.phase_changed',
+    tenantId: row.tenant_id,
+    data: {
+      tenantId: row.tenant_id,
+      workflowId: row.workflow_id,
+      phase: row.phase,
+      previousPhase: previous,
+      invoiceIds: row.invoice_ids,
+      graceEndsAt: row.grace_ends_at?.toISOString() ?? null,
+      outcome: row.outcome,
+    },
+  });
+}
+
+/** The close: its phase change if any, and `invoice.recovered` for each of the lifecycle's invoices when recovered. */
+async function recordClose(db: PoolClient, row: DunningRecordRow, previous: DunningPhase): Promise<void> {
+  if (previous !== row.phase) await recordPhaseChange(db, row, previous);
+  if (row.outcome !== 'recovered') return;
+  for (const invoiceId of row.invoice_ids) {
+    await recordOutboundEvent(db, {
+      type: 'invoice.recovered',
+      tenantId: row.tenant_id,
+      data: {
+        tenantId: row.tenant_id,
+        invoiceId,
+        workflowId: row.workflow_id,
+        recoveredAt: row.closed_at?.toISOString(),
+      },
+    });
+  }
 }
 
 function isoDate(field: string, value: string): Date {

@@ -11,6 +11,7 @@ import { createIncidentActivities, type IncidentDependencies } from './incidents
 import { createInvoicingActivities } from './invoicing';
 import type { Mailer } from '../drivers/smtp';
 import { createNoticeActivities } from './notices';
+import { createOutboundWebhookActivities, dispatchingAfter } from './outboundWebhooks';
 import { createOverageActivities } from './usage/overage';
 import { createPagingActivities } from './paging';
 import { createPaymentActivities, type PaymentGateways } from './payments';
@@ -43,21 +44,27 @@ export function createActivities(deps: ActivityDependencies) {
   const { pool } = deps;
   const email = createEmailActivities({ pool, mailer: deps.mailer, from: deps.mailFrom });
   const paging = createPagingActivities(deps.incidents.paging);
+  // The groups that write outbound webhook events wake their delivery workflows once the change committed.
+  const webhooks = { pool, temporalClient: deps.temporalClient };
   return {
     ...email,
     ...paging,
     ...createAttentionActivities({ email, paging, opsEmail: deps.incidents.opsEmail }),
-    ...createIncidentActivities({
-      pool,
-      email,
-      opsEmail: deps.incidents.opsEmail,
-      reportsDir: deps.incidents.reportsDir,
-      statusPageWebhookUrl: deps.incidents.statusPageWebhookUrl,
-    }),
+    ...dispatchingAfter(
+      createIncidentActivities({
+        pool,
+        email,
+        opsEmail: deps.incidents.opsEmail,
+        reportsDir: deps.incidents.reportsDir,
+        statusPageWebhookUrl: deps.incidents.statusPageWebhookUrl,
+      }),
+      webhooks,
+    ),
     ...createNoticeActivities({ pool }),
     ...createPaymentActivities({ pool, ...deps.gateways, billingPortalUrl: deps.billingPortalUrl }),
-    ...createServiceControlActivities({ pool }),
-    ...createDunningRecordActivities({ pool }),
+    ...dispatchingAfter(createServiceControlActivities({ pool }), webhooks),
+    ...dispatchingAfter(createDunningRecordActivities({ pool }), webhooks),
+    ...createOutboundWebhookActivities(webhooks),
     ...createDecisionActivities({ pool, decisionsLogPath: deps.decisionsLogPath }),
     ...createTenantDataActivities({ pool, ...deps.gateways }),
     ...createInvoicingActivities({ pool }),

@@ -14,6 +14,7 @@ const db = () => import('./db');
 const tenants = () => import('./tenants');
 const legalHolds = () => import('./legalHolds');
 const keys = () => import('./keys');
+const endpoints = () => import('./endpoints');
 const dunning = () => import('./dunning');
 const status = () => import('./status');
 const steering = () => import('./steering');
@@ -202,6 +203,45 @@ const commands: Command[] = [
     synopsis: ['keys revoke <id>'],
     summary: 'refuse the key from now on: the ingress answers 401 to it (DATABASE_URL)',
     run: async (args) => (await keys()).keysRevoke(args),
+  },
+  {
+    name: 'endpoints add',
+    synopsis: ['endpoints add --url URL [--events TYPE,TYPE] [--tenants ID,ID] [--json]'],
+    summary:
+      'an endpoint of the product for outbound webhooks (all events and tenants unless limited); prints its secret once (DATABASE_URL)',
+    run: async (args) => (await endpoints()).endpointsAdd(args),
+  },
+  {
+    name: 'endpoints list',
+    synopsis: ['endpoints list [--json]'],
+    summary: 'webhook endpoints: id, URL, events, tenants, created; never the secret (DATABASE_URL)',
+    run: async (args) => (await endpoints()).endpointsList(args),
+  },
+  {
+    name: 'endpoints remove',
+    synopsis: ['endpoints remove <id>'],
+    summary: 'stop sending to the endpoint; its pending deliveries are marked failed (DATABASE_URL)',
+    run: async (args) => (await endpoints()).endpointsRemove(args),
+  },
+  {
+    name: 'endpoints rotate-secret',
+    synopsis: ['endpoints rotate-secret <id> [--json]'],
+    summary: 'a new signing secret, printed once; the old one also signs for 24 h (DATABASE_URL)',
+    run: async (args) => (await endpoints()).endpointsRotateSecret(args),
+  },
+  {
+    name: 'endpoints deliveries',
+    synopsis: ['endpoints deliveries [--endpoint ID] [--status pending|delivered|failed] [--json]'],
+    summary:
+      "outbound webhook deliveries, newest first: event, tenant, status, attempts, the receiver's answer",
+    run: async (args) => (await endpoints()).endpointsDeliveries(args),
+  },
+  {
+    name: 'endpoints redeliver',
+    synopsis: ['endpoints redeliver <deliveryId>'],
+    summary:
+      'send a delivery again (next in its stream, retried for up to 7 days) through its delivery workflow',
+    run: async (args) => (await endpoints()).endpointsRedeliver(args),
   },
   {
     name: 'usage backfill',

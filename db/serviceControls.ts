@@ -14,6 +14,7 @@ import {
   type ServiceControlHold,
   type ServiceControlSource,
 } from '../domain/serviceControls';
+import { recordOutboundEvent } from './outboundWebhooks';
 import { inTransaction } from './pool';
 
 type Db = Pick<ClientBase, 'query'>;
@@ -234,6 +235,19 @@ async function changeIn(client: Db, change: HoldChange): Promise<EnforcedService
         change.source,
       ],
     );
+    // The product hears of it through the outbox, in this same transaction (db/outboundWebhooks.ts).
+    await recordOutboundEvent(client, {
+      type: 'tenant.access.changed',
+      tenantId: change.tenantId,
+      data: {
+        tenantId: change.tenantId,
+        state: holdLevel(after) ?? 'active',
+        ...after,
+        previous: { state: holdLevel(before) ?? 'active', ...before },
+        source: change.source,
+        reason,
+      },
+    });
   }
   return readServiceControls(client, change.tenantId);
 }

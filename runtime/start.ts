@@ -7,6 +7,7 @@ import { migrate } from '../db/migrate';
 import { describeDatabaseUrl } from '../db/pool';
 import { seedDemoTenants } from '../db/seed';
 import { createBillopsWorker, connectWorker } from '../workers/createWorker';
+import { startWebhookDispatch } from '../workers/webhookDispatch';
 import { createWorkerDependencies, incidentDependencies } from '../workers/dependencies';
 import { createGatewaysFromConfig } from '../drivers/gateways';
 import { createStripeGateway } from '../drivers/stripe';
@@ -159,6 +160,8 @@ async function main(): Promise<void> {
     const running = worker.run();
     // The hourly usage rollup (and, through it, overage enforcement) runs on a Temporal Schedule.
     await ensureRollupSchedule(client, config.taskQueue, { policy });
+    const dispatch = startWebhookDispatch({ pool: deps.pool, client, taskQueue: config.taskQueue, policy });
+    stoppers.push({ name: 'outbound webhook dispatch', stop: () => dispatch.stop() });
     stoppers.push({
       name: 'worker',
       stop: async () => {

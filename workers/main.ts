@@ -1,11 +1,12 @@
 // Standalone worker process (docker-compose, production): connects to the configured Temporal and serves the task queue.
 import { resolve } from 'node:path';
 import { createGatewaysFromConfig } from '../drivers/gateways';
-import { loadConfig } from '../config/load';
+import { loadConfig, loadPolicyForConfig } from '../config/load';
 import { connectClient } from '../temporal/connection';
 import { migrate } from '../db/migrate';
 import { createBillopsWorker, connectWorker } from './createWorker';
 import { createWorkerDependencies, incidentDependencies } from './dependencies';
+import { startWebhookDispatch } from './webhookDispatch';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -48,8 +49,15 @@ async function main(): Promise<void> {
     deps,
   });
   console.log(`billops worker: serving task queue ${config.taskQueue} on ${config.temporal.address}`);
+  const dispatch = startWebhookDispatch({
+    pool: deps.pool,
+    client: temporalClient,
+    taskQueue: config.taskQueue,
+    policy: loadPolicyForConfig(config),
+  });
   // The SDK's runtime turns SIGINT/SIGTERM into a graceful shutdown: running activities finish, then run() resolves.
   await worker.run();
+  await dispatch.stop();
   await connection.close();
   await temporalClient.connection.close();
   await deps.close();

@@ -102,3 +102,7 @@ export const resolveUpdate = defineUpdate<IncidentStatus, [ResolveRequest]>('res
 export const approveStepUpdate = defineUpdate<IncidentStatus, [Approval]>('approveStep');
 export const recordRootCauseUpdate = defineUpdate<IncidentStatus, [RootCauseRequest]>('recordRootCause');
 export const incidentStatusQuery = defineQuery<IncidentStatus>('status');
+
+// Outbound webhook delivery (one workflow per endpoint and tenant).
+/** New deliveries are pending in the workflow's stream: it sends them after the ones before, in order. */
+export const webhookDeliveriesPendingSignal = defineSignal('webhookDeliveriesPending');

@@ -12,3 +12,4 @@ export { refundWorkflow } from './incidents/refund';
 export { subscriptionActivationWorkflow } from './incidents/subscriptionActivation';
 export { billingSystemOutageWorkflow } from './incidents/billingSystemOutage';
 export { paymentProcessorOutageWorkflow } from './incidents/paymentProcessorOutage';
+export { webhookDeliveryWorkflow } from './webhookDelivery';

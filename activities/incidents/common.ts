@@ -4,13 +4,15 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/activity';
 import axios from 'axios';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import type { IncidentStatus } from '../../domain/incident';
 import type { Money } from '../../domain/money';
 import type { Policy } from '../../domain/policy';
 import { serviceCreditMinor } from '../../domain/serviceCredits';
 import { renderTemplate, type TemplateName, type TemplateVars } from '../../domain/templates';
 import { databaseUnavailable } from '../../db/errors';
+import { recordOutboundEvent } from '../../db/outboundWebhooks';
+import { inTransaction } from '../../db/pool';
 import type { createEmailActivities } from '../email';
 import type { PagingOptions } from '../paging';
 
@@ -78,15 +80,27 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
 
   /** One row per occurrence (workflow id + occurrence); a row written before occurrences existed is adopted. */
   async function upsertIncident(status: IncidentStatus & { occurrence?: string }): Promise<void> {
+    await inTransaction(pool, (client) => upsertIncidentIn(client, status));
+  }
+
+  /** The row, and `incident.opened` / `incident.resolved` in the webhook outbox when this write opens or resolves it. */
+  async function upsertIncidentIn(
+    db: PoolClient,
+    status: IncidentStatus & { occurrence?: string },
+  ): Promise<void> {
     const occurrence = status.occurrence ?? '';
     if (occurrence !== '') {
-      await pool.query(
+      await db.query(
         `UPDATE incidents SET occurrence = $2 WHERE workflow_id = $1 AND occurrence = '' AND status <> 'closed'
             AND NOT EXISTS (SELECT 1 FROM incidents WHERE workflow_id = $1 AND occurrence = $2)`,
         [status.workflowId, occurrence],
       );
     }
-    await pool.query(
+    const before = await db.query<{ status: string }>(
+      'SELECT status FROM incidents WHERE workflow_id = $1 AND occurrence = $2 FOR UPDATE',
+      [status.workflowId, occurrence],
+    );
+    const written = await db.query<{ status: string }>(
       `INSERT INTO incidents AS i (workflow_id, occurrence, kind, incident_key, severity, status, summary, source, opened_at,
                               opened_by, acknowledged_at, acknowledged_by, escalation_level, resolved_at,
                               resolved_by, resolution, tenants_affected, credits_minor, credits_currency, timeline,
@@ -99,7 +113,8 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
          resolved_at = EXCLUDED.resolved_at, resolved_by = EXCLUDED.resolved_by, resolution = EXCLUDED.resolution,
          tenants_affected = EXCLUDED.tenants_affected, credits_minor = EXCLUDED.credits_minor,
          credits_currency = EXCLUDED.credits_currency, timeline = EXCLUDED.timeline, updated_at = now()
-       WHERE jsonb_array_length(i.timeline) <= jsonb_array_length(EXCLUDED.timeline)`,
+       WHERE jsonb_array_length(i.timeline) <= jsonb_array_length(EXCLUDED.timeline)
+       RETURNING i.status`,
       [
         status.workflowId,
         status.kind,
@@ -123,6 +138,27 @@ export function createIncidentActivities(options: IncidentActivityOptions) {
         occurrence,
       ],
     );
+    const now = written.rows[0]?.status;
+    if (now === undefined) return;
+    const was = before.rows[0]?.status;
+    const ended = (s: string | undefined) => s === 'resolved' || s === 'closed';
+    const data = {
+      incidentId: status.workflowId,
+      occurrence: occurrence || null,
+      kind: status.kind,
+      severity: status.severity,
+      summary: status.summary,
+      openedAt: status.openedAt,
+      tenantsAffected: status.tenantsAffected,
+    };
+    if (was === undefined) await recordOutboundEvent(db, { type: 'incident.opened', tenantId: null, data });
+    if (ended(now) && !ended(was)) {
+      await recordOutboundEvent(db, {
+        type: 'incident.resolved',
+        tenantId: null,
+        data: { ...data, resolution: status.resolution },
+      });
+    }
   }
 
   return {

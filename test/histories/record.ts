@@ -24,6 +24,7 @@ import {
   subscriptionActivationWorkflow,
   billingSystemOutageWorkflow,
   paymentProcessorOutageWorkflow,
+  webhookDeliveryWorkflow,
 } from '../../workflows';
 import {
   acknowledgeUpdate,
@@ -45,6 +46,10 @@ import { privateDatabase } from '../support/privateDatabase';
 import { startIncidentTimeSkipping, type IncidentTimeSkipping } from '../support/timeSkipping';
 import { expectedRollups, generateUsageEvents, insertUsageEvents } from '../support/usageFixtures';
 import { TEST_PORTAL_URL, testWorkerDependencies } from '../support/workerDeps';
+import { startWebhookReceiver } from '../support/webhookReceiver';
+import { changeServiceControlHold } from '../../db/serviceControls';
+import { createEndpoint } from '../../db/outboundWebhooks';
+import { webhookDeliveryWorkflowId } from '../../domain/outboundWebhooks';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -855,4 +860,47 @@ it('records paymentProcessorOutageWorkflow: Paystack down 45 minutes, grace and 
     }
     await save('incident-payment-processor-outage-paystack', handle.workflowId);
   });
+}, 300_000);
+
+it('records webhookDeliveryWorkflow: a receiver down for an hour, then two access changes delivered in order', async () => {
+  // A database of its own: no other worker may dispatch this stream.
+  const database = await privateDatabase('record_whout');
+  const deps = testWorkerDependencies({ databaseUrl: database.url });
+  const receiver = await startWebhookReceiver();
+  try {
+    const taskQueue = 'record-webhook-delivery';
+    const w = await ts.newWorker(taskQueue, deps);
+    const { pool } = deps;
+    const tenant = await insertTenant(pool, 'pro');
+    const { endpoint } = await createEndpoint(pool, { url: receiver.url, events: null, tenants: [tenant.id] });
+    const change = { tenantId: tenant.id, source: 'dunning' as const, workflowId: `dunning-${tenant.id}` };
+    await changeServiceControlHold(pool, { ...change, operator: 'billops', reason: 'soft limit', fields: { rateLimitPercent: 10 } });
+    await changeServiceControlHold(pool, { ...change, operator: 'billops', reason: 'recovered', fields: { rateLimitPercent: 100 } });
+    receiver.answer(503);
+    const workflowId = webhookDeliveryWorkflowId(endpoint.id, tenant.id);
+    await w.runUntil(async () => {
+      const handle = track(
+        await ts.env.client.workflow.start(webhookDeliveryWorkflow, {
+          workflowId,
+          taskQueue,
+          args: [
+            {
+              endpointId: endpoint.id,
+              stream: tenant.id,
+              policy: { webhookRetry: defaultPolicy.webhookRetry, apiRetry: defaultPolicy.apiRetry },
+            },
+          ],
+        }),
+      );
+      // Retries at 15 and 45 minutes fail; the one at 1 h 45 finds the receiver back.
+      await ts.env.sleep(HOUR);
+      receiver.answer(200);
+      await handle.result();
+    });
+    await save('webhook-delivery-down-then-delivered', workflowId);
+  } finally {
+    await receiver.close();
+    await deps.close();
+    await database.drop();
+  }
 }, 300_000);
