@@ -38,6 +38,7 @@ describe('GET /docs/json', () => {
           '/healthz',
           '/v1/access',
           '/v1/tenants/{id}/access',
+          '/v1/tenants/{id}/access/decision',
           '/v1/tenants/{id}/notices',
           '/v1/tenants/{id}/notices/{nid}/ack',
           '/metrics',
