@@ -5,6 +5,7 @@ import type { DunningStatus } from '../../../domain/dunning';
 import { defaultPolicy } from '../../../domain/policy';
 import type { WorkerDependencies } from '../../../workers/dependencies';
 import { dunningStatusQuery } from '../../../workflows/definitions';
+import { operatorEnv, runBillops } from '../../support/billopsCli';
 import { insertOpenInvoice, insertTenant, type TestTenant } from '../../support/dunningFixtures';
 import { startTestWorker, type TestWorker } from '../../support/testWorker';
 import { TEST_PORTAL_URL } from '../../support/workerDeps';
@@ -108,5 +109,49 @@ describe('mass action over dunning lifecycles', () => {
     expect(value('BillingTier')).toBe('pro');
     expect(value('PaymentProcessor')).toBe('stripe');
     expect(value('DunningPhase')).toBe('warning');
+  });
+  it('a lifecycle waiting for attention is found by NeedsAttention, shown by billops status, and moved on by billops dunning skip', async () => {
+    const tenant = await insertTenant(deps.pool, 'pro');
+    const invoice = await insertOpenInvoice(deps.pool, tenant.id);
+    await deps.pool.query(`UPDATE invoices SET status = 'void' WHERE id = $1`, [invoice.invoiceId]);
+    tenants.push({ tenant, processor: 'stripe' });
+    const workflowId = dunningWorkflowId(tenant.id);
+    await startOrJoinDunning(client, taskQueue, {
+      tenantId: tenant.id,
+      tier: 'pro',
+      processor: 'stripe',
+      invoice,
+      policy: defaultPolicy,
+      billingPortalUrl: TEST_PORTAL_URL,
+    });
+    const waiting = `WorkflowId = '${workflowId}' AND NeedsAttention = 'InvoiceNotPayable'`;
+    for (let attempt = 0; attempt < 100 && (await client.workflow.count(waiting)).count === 0; attempt++)
+      await new Promise((r) => setTimeout(r, 200));
+    expect((await client.workflow.count(waiting)).count).toBe(1);
+
+    const env = operatorEnv(taskQueue);
+    const shown = await runBillops(['status', workflowId], env);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(
+      /ATTENTION {4}retry-1 needs attention since .*\(InvoiceNotPayable: invoice .* is void/,
+    );
+    expect(shown.stdout).toContain(`billops dunning skip ${tenant.id}`);
+
+    const refused = await runBillops(['dunning', 'skip', tenant.id], env);
+    expect(refused.code).toBe(2); // --reason is required
+    const skipped = await runBillops(
+      ['dunning', 'skip', tenant.id, '--reason', 'voided in Stripe', '--operator', 'ana'],
+      env,
+    );
+    expect(skipped.code).toBe(0);
+    expect(skipped.stdout).toContain(`skipped retry-1 of ${workflowId} (by ana: voided in Stripe)`);
+    const status = await client.workflow.getHandle(workflowId).query(dunningStatusQuery);
+    expect(status.attention).toBeNull();
+    expect(status.timeline.find((e) => e.event === 'retry-1')?.detail).toBe(
+      'skipped by ana: voided in Stripe',
+    );
+    const again = await runBillops(['dunning', 'skip', tenant.id, '--reason', 'twice'], env);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('no step is waiting for attention');
   });
 });
