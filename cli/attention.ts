@@ -66,6 +66,10 @@ async function retryNow(args: string[], what: string, toWorkflowId: (id: string)
     await handle.signal(retryNowSignal, { operator, reason: values.reason });
     if (values.json) printJson({ workflowId, signal: 'retryNow', operator, waiting });
     else if (waiting) console.log(`asked ${workflowId} to try ${waiting.step} again now (by ${operator})`);
+    else if (workflowId.startsWith('dunning-'))
+      console.log(
+        `asked ${workflowId} to retry its open invoices now (by ${operator}); the result shows in billops status ${workflowId}`,
+      );
     else console.log(`${workflowId} has no step waiting for attention; nothing to retry`);
     return 0;
   });

@@ -43,7 +43,8 @@ const commands: Command[] = [
   {
     name: 'dunning retry',
     synopsis: ['dunning retry <tenantId> [--operator NAME] [--json]'],
-    summary: 'the step waiting for attention (a refused key, a voided invoice) is tried again now',
+    summary:
+      "seed 004's Retry Payment: the open invoices are charged again now (the schedule stays), or the step waiting for attention is tried again",
     run: async (args) => (await attention()).dunningRetry(args),
   },
   {

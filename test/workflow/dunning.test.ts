@@ -11,6 +11,7 @@ import {
   paymentFailedSignal,
   paymentSucceededSignal,
   resumeSignal,
+  retryNowSignal,
 } from '../../workflows/definitions';
 import { dunningWorkflow } from '../../workflows/dunning';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
@@ -269,6 +270,31 @@ describe('dunningWorkflow on the time-skipping server', () => {
       return handle.result();
     });
     expect(outcome).toEqual({ tenantId: tenant.id, phase: 'recovered', paidInvoices: [invoice.invoiceId] });
+  });
+
+  it("an operator's retryNow charges the open invoices at once and leaves the schedule as it was", async () => {
+    const tenant = await insertTenant(ts.deps.pool, 'pro');
+    const taskQueue = `dunning-retry-now-${tenant.id}`;
+    const worker = await ts.newWorker(taskQueue);
+    const { handle } = await startLifecycle(tenant, taskQueue);
+    await worker.runUntil(async () => {
+      await settled(handle, 'warning');
+      await ts.env.sleep(2 * HOUR);
+      await handle.signal(retryNowSignal, { operator: 'ana', reason: 'customer says the card is topped up' });
+      const retried = await settled(handle, 'retry-now-1');
+      const entry = retried.timeline.find((e) => e.event === 'retry-now-1')!;
+      expect(entry).toMatchObject({ operator: 'ana', reason: 'customer says the card is topped up' });
+      expect(entry.detail).toMatch(/failed \(no stripe processor configured/);
+      // At two hours (to the minute: the test's own signals take real milliseconds), between the scheduled retries.
+      expect(Math.round((Date.parse(entry.at) - Date.parse(retried.timeline[0]!.at)) / 60_000)).toBe(120);
+      expect(retried.nextAction).toMatchObject({ step: 'retry-2' });
+      await ts.env.sleep(5 * HOUR);
+      const later = await settled(handle, 'retry-2');
+      expect(hoursByEvent(later)).toContain('retry-2 @ 6h');
+      // One Payment Issue notice however many retries.
+      expect(subjectsTo(tenant.billingEmail).filter((s) => s.startsWith('Payment Issue'))).toHaveLength(1);
+      await terminateWhenIdle(handle);
+    });
   });
 
   it('a pause freezes the clock: resuming moves the soft limit by the time spent paused', async () => {

@@ -59,6 +59,7 @@ import {
   resumeSignal,
   retryNowSignal,
   skipStepUpdate,
+  type OperatorAction,
 } from '../definitions';
 import { quick } from '../shared/activityOptions';
 import { deleteTenant } from './deletion';
@@ -80,6 +81,10 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
   // Issue 15 items 2 and 3, for lifecycles started from this version on (recorded histories replay without them).
   const checksPolicy = patched('dunning-checks-policy');
   const attends = patched('dunning-waits-for-attention');
+  // Seed 004 "Retry Payment": an operator's retryNow with no step waiting retries the open invoices at once.
+  const retriesOnDemand = patched('dunning-retry-on-demand');
+  const retryRequests: OperatorAction[] = [];
+  let retriesRequested = 0;
   const input = checksPolicy ? withCheckedPolicy(given) : given;
   // A lifecycle continued for a payment that failed during the previous one's recovery keys its steps by its own run.
   const run = info.continuedFromExecutionRunId ? info.runId : info.firstExecutionRunId;
@@ -132,7 +137,10 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
   });
   setHandler(pauseSignal, ({ operator, reason }) => pause(state, Date.now(), operator, reason));
   setHandler(resumeSignal, ({ operator }) => resume(state, Date.now(), operator));
-  setHandler(retryNowSignal, () => attention.retryNow());
+  setHandler(retryNowSignal, (action) => {
+    if (attention.waiting || !retriesOnDemand) attention.retryNow();
+    else if (outstanding(state).length > 0) retryRequests.push(action);
+  });
   setHandler(skipStepUpdate, (request) => (attention.skip(request), state.attention), {
     validator: (request) => {
       const problem = attention.skipProblem(request);
@@ -192,8 +200,13 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
       await restoreService('grace extended');
       restoreNeeded = false;
     }
-    const due = await waitUntilDue(state, step);
+    const due = await waitUntilDue(state, step, () => retryRequests.length > 0);
     if (isRecovered(state)) break;
+    if (retryRequests.length > 0) {
+      await retryOnDemand(retryRequests.shift()!);
+      if (isRecovered(state)) break;
+      continue;
+    }
     if (!due) continue; // a pause, an extension or a new invoice moved the schedule: look again
     const performed = await attend(step.id, () => perform(step), step.kind !== 'deletion');
     if (isRecovered(state)) break;
@@ -292,6 +305,27 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
           decisions,
         });
     }
+  }
+
+  /** An operator's retry between the scheduled ones: the schedule stays as it was; keyed by its own occurrence. */
+  async function retryOnDemand(action: OperatorAction): Promise<void> {
+    retriesRequested++;
+    const step: LifecycleStep = {
+      id: `retry-now-${retriesRequested}`,
+      kind: 'paymentRetry',
+      at: Date.now(),
+      attempt: retriesRequested,
+    };
+    const context: NoticeContext = { deadlines: deadlines(state), billingPortalUrl: input.billingPortalUrl };
+    const performed = await attend(step.id, () => retryPayments(step, context));
+    state.timeline.push({
+      at: new Date().toISOString(),
+      event: step.id,
+      detail: performed.done ? performed.value : performed.why,
+      operator: action.operator,
+      reason: action.reason ?? 'retry requested',
+    });
+    publish(state);
   }
 
   /** Every open invoice retried; while one stays unpaid, the first retry also sends the Payment Failure Notice. */

@@ -48,17 +48,24 @@ export function startingState(input: DunningInput, workflowKey: string): Dunning
   }
 }
 
-/** Sleeps until the step is due. False when something moved the schedule first; recovery is checked by the caller. */
-export async function waitUntilDue(state: DunningState, step: LifecycleStep): Promise<boolean> {
+/**
+ * Sleeps until the step is due. False when something moved the schedule first, or `woken` (an operator's request)
+ * holds; recovery is checked by the caller.
+ */
+export async function waitUntilDue(
+  state: DunningState,
+  step: LifecycleStep,
+  woken: () => boolean = () => false,
+): Promise<boolean> {
   if (state.paused) {
-    await condition(() => !state.paused || isRecovered(state));
+    await condition(() => !state.paused || isRecovered(state) || woken());
     return false;
   }
   const revision = state.revision;
   const remaining = step.at - Date.now();
   if (remaining <= 0) return true;
   const interrupted = await condition(
-    () => state.paused || isRecovered(state) || state.revision !== revision,
+    () => state.paused || isRecovered(state) || state.revision !== revision || woken(),
     remaining,
   );
   return !interrupted;
