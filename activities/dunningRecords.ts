@@ -2,6 +2,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Pool, PoolClient } from 'pg';
 import { recordOutboundEvent } from '../db/outboundWebhooks';
+import { activeOutageDunningHold, type OutageDunningHold } from '../db/outageHolds';
 import { inTransaction } from '../db/pool';
 import { DUNNING_PHASES, type DunningPhase } from '../domain/dunning';
 
@@ -77,6 +78,15 @@ const UPDATE_OPEN_RECORD = `
 
 export function createDunningRecordActivities(deps: { pool: Pool }) {
   return {
+    /**
+     * The dunning hold of a processor outage open now (its grace hours, whether suspensions are stopped), for a
+     * lifecycle starting on that processor; null when none holds it. A tenant without a processor has none.
+     */
+    async activeOutageHold(req: { tenantId: string; processor: string }): Promise<OutageDunningHold | null> {
+      if (req.processor !== 'stripe' && req.processor !== 'paystack') return null;
+      return activeOutageDunningHold(deps.pool, req.processor, req.tenantId);
+    },
+
     /**
      * Opens the tenant's dunning record and returns its id. A retry, or a second failed invoice joining the same
      * lifecycle, finds the open record of this workflow and adds the invoice ids it does not hold yet.

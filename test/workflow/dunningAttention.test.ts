@@ -15,10 +15,11 @@ import {
 import { dunningWorkflow } from '../../workflows/dunning';
 import { dunningInput, insertOpenInvoice, insertTenant, type TestTenant } from '../support/dunningFixtures';
 import { pollUntil } from '../support/poll';
+import { privateDatabase } from '../support/privateDatabase';
 import { startStripeSwitch, type StripeSwitch } from '../support/stripeSwitch';
 import { testEnv } from '../support/testRuntime';
 import { startTimeSkipping, terminateWhenIdle, type TimeSkipping } from '../support/timeSkipping';
-import { TEST_OPS_EMAIL } from '../support/workerDeps';
+import { TEST_OPS_EMAIL, testWorkerDependencies } from '../support/workerDeps';
 
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
@@ -172,6 +173,48 @@ describe('a step only a person can fix waits for attention', () => {
       expect(after.nextAction?.step).toBe('retry-3');
       await terminateWhenIdle(handle);
     });
+  });
+
+  it("a lifecycle started while its processor's outage is open gets the outage's grace and pause", async () => {
+    // Its own database: an active dunning_hold:stripe would hold every other suite's new Stripe lifecycles.
+    const database = await privateDatabase('outage_join');
+    const deps = testWorkerDependencies({ databaseUrl: database.url });
+    try {
+      const tenant = await insertTenant(deps.pool, 'pro');
+      const invoice = await insertOpenInvoice(deps.pool, tenant.id);
+      await deps.pool.query(
+        `INSERT INTO operational_overrides (name, value, reason, workflow_id, idempotency_key, set_by)
+         VALUES ('dunning_hold:stripe', $1, 'Stripe is down', 'incident-payment_processor_outage-f1', 'k-f1', 'billops')`,
+        [{ lifecycles: 3, graceHours: 48, suspensionsStopped: true }],
+      );
+      const taskQueue = `attention-outage-${tenant.id}`;
+      const worker = await ts.newWorker(taskQueue, deps);
+      const handle = await ts.env.client.workflow.signalWithStart(dunningWorkflow, {
+        workflowId: `dunning-${tenant.id}`,
+        taskQueue,
+        args: [dunningInput(tenant, invoice)],
+        signal: paymentFailedSignal,
+        signalArgs: [invoice],
+      });
+      await worker.runUntil(async () => {
+        const held = await statusWhere(handle, 'paused by the outage', (s) => s.paused);
+        const t0 = Date.parse(held.timeline[0]!.at);
+        // Pro's 7 days of grace, plus the outage's 48 hours.
+        expect(Math.round((Date.parse(held.deadlines.graceEndsAt) - t0) / HOUR)).toBe(7 * 24 + 48);
+        const why = 'stripe outage incident-payment_processor_outage-f1 open: Stripe is down';
+        expect(held.timeline.map((e) => [e.event, e.reason])).toEqual(
+          expect.arrayContaining([
+            ['grace extended', why],
+            ['paused', why],
+          ]),
+        );
+        expect(held.nextAction).toBeNull();
+        await terminateWhenIdle(handle);
+      });
+    } finally {
+      await deps.close();
+      await database.drop();
+    }
   });
 
   it('a direct start with a policy below a safety floor is refused before anything happens', async () => {

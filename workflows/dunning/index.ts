@@ -17,8 +17,6 @@ import type { ServiceControlActivities } from '../../activities/serviceControls'
 import type { TenantDataActivities } from '../../activities/tenantData';
 import {
   addFailedInvoice,
-  approveDeletion,
-  deletionApprovalProblem,
   completeStep,
   deadlines,
   extendGrace,
@@ -29,9 +27,7 @@ import {
   notePaymentUnconfirmed,
   nextStep,
   outstanding,
-  pause,
   recordHardDecline,
-  resume,
   statusOf,
   stepOccurrence,
   type DunningInput,
@@ -49,21 +45,24 @@ import {
 } from '../../domain/dunningNotices';
 import { renderTemplate } from '../../domain/templates';
 import {
-  approveDeletionUpdate,
   dunningStatusQuery,
   extendGraceSignal,
   extendGraceUpdate,
-  pauseSignal,
   paymentFailedSignal,
   paymentSucceededSignal,
-  resumeSignal,
-  retryNowSignal,
-  skipStepUpdate,
   type OperatorAction,
 } from '../definitions';
 import { quick } from '../shared/activityOptions';
 import { deleteTenant } from './deletion';
-import { dunningAttention, publish, startingState, waitUntilDue, withCheckedPolicy } from './lifecycle';
+import {
+  dunningAttention,
+  joinOutage,
+  publish,
+  startingState,
+  waitUntilDue,
+  withCheckedPolicy,
+} from './lifecycle';
+import { setOperatorHandlers } from './handlers';
 import type { Attended } from '../shared/attention';
 import { SYSTEM_OPERATOR } from '../../domain/vocabulary';
 
@@ -135,28 +134,7 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
     }
     notePaymentUnconfirmed(state, invoiceId, Date.now(), unconfirmed);
   });
-  setHandler(pauseSignal, ({ operator, reason }) => pause(state, Date.now(), operator, reason));
-  setHandler(resumeSignal, ({ operator }) => resume(state, Date.now(), operator));
-  setHandler(retryNowSignal, (action) => {
-    if (attention.waiting || !retriesOnDemand) attention.retryNow();
-    else if (outstanding(state).length > 0) retryRequests.push(action);
-  });
-  setHandler(skipStepUpdate, (request) => (attention.skip(request), state.attention), {
-    validator: (request) => {
-      const problem = attention.skipProblem(request);
-      if (problem) throw new Error(problem);
-    },
-  });
-  setHandler(
-    approveDeletionUpdate,
-    ({ operator, reason }) => (approveDeletion(state, operator, reason), statusOf(state)),
-    {
-      validator: (request) => {
-        const problem = deletionApprovalProblem(state, request);
-        if (problem) throw new Error(problem);
-      },
-    },
-  );
+  setOperatorHandlers(state, attention, retriesOnDemand ? retryRequests : null);
   const applyExtension = (extension: GraceExtension) => {
     restoreNeeded = extendGrace(state, extension, Date.now()).restoreService || restoreNeeded;
     return deadlines(state);
@@ -193,6 +171,12 @@ export async function dunningWorkflow(given: DunningInput): Promise<DunningOutco
   await attend('open dunning record', () =>
     records.openDunningRecord({ ...record(), startedAt: new Date(state.startedAt).toISOString() }),
   );
+  if (patched('dunning-joins-open-outage')) {
+    const hold = await attend('check for an open processor outage', () =>
+      records.activeOutageHold({ tenantId: state.tenantId, processor: state.processor }),
+    );
+    if (hold.done && hold.value) joinOutage(state, hold.value, applyExtension);
+  }
   publish(state);
 
   for (let step = nextStep(state); step; step = nextStep(state)) {

@@ -11,11 +11,15 @@ import {
   describeLifecycle,
   isRecovered,
   newDunningState,
+  pause,
+  type GraceExtension,
   type DunningInput,
   type DunningState,
   type LifecycleStep,
 } from '../../domain/dunning';
+import type { DunningRecordActivities } from '../../activities/dunningRecords';
 import { parsePolicy, PolicyError } from '../../domain/policy';
+import { SYSTEM_OPERATOR } from '../../domain/vocabulary';
 import { DunningPhase as DunningPhaseKey, NeedsAttention } from '../../domain/searchAttributes';
 import { createAttention, operatorNotifier, type Attention } from '../shared/attention';
 
@@ -100,4 +104,15 @@ export function dunningAttention(
     held: () => state.paused,
     moot: () => isRecovered(state),
   });
+}
+
+/** Started while its processor's outage is open: the same grace and pause the outage gave the lifecycles before it. */
+export function joinOutage(
+  state: DunningState,
+  hold: NonNullable<Awaited<ReturnType<DunningRecordActivities['activeOutageHold']>>>,
+  extend: (extension: GraceExtension) => unknown,
+): void {
+  const reason = `${state.processor} outage ${hold.workflowId} open: ${hold.reason}`;
+  if (hold.graceHours > 0) extend({ hours: hold.graceHours, reason, operator: SYSTEM_OPERATOR });
+  if (hold.suspensionsStopped) pause(state, Date.now(), SYSTEM_OPERATOR, reason);
 }

@@ -114,12 +114,12 @@ export async function paymentProcessorOutageWorkflow(
     () => outage.probeBackupProcessor({ processor, timeoutMs }),
     (b) => b.reason,
   );
+  // An outage scoped to some tenants routes and holds only theirs (db/processorRoute.ts, db/outageHolds.ts).
+  const scoped =
+    patched('outage-route-scoped') && input.params.tenantIds ? { tenantIds: input.params.tenantIds } : {};
   const routed = backup.healthy ? backup.backup : null;
   if (!routed) incident.skip('switch to the backup processor', backup.reason);
   else {
-    // An outage scoped to some tenants routes only theirs (db/processorRoute.ts honours tenantIds).
-    const scoped =
-      patched('outage-route-scoped') && input.params.tenantIds ? { tenantIds: input.params.tenantIds } : {};
     const route = { from: processor, to: routed, ...scoped };
     const why = `${name} is down: new payments go to ${routed}`;
     await step(
@@ -166,7 +166,7 @@ export async function paymentProcessorOutageWorkflow(
     incident.skip(`place affected accounts in a ${graceHours}-hour grace`, noSteering);
     incident.skip('stop automated suspensions', noSteering);
   } else {
-    const hold = { lifecycles: lifecycles.length, graceHours, suspensionsStopped: dunningHeld };
+    const hold = { lifecycles: lifecycles.length, graceHours, suspensionsStopped: dunningHeld, ...scoped };
     await step(
       `place affected accounts in a ${graceHours}-hour grace`,
       async () => [reached(await steer('extendGrace')), await setOverride('dunning_hold', hold, reason)],

@@ -428,7 +428,7 @@ describe('a Stripe outage with Paystack as the backup, from the alert to DECISIO
     expect(active.rows).toEqual([
       {
         name: 'dunning_hold:stripe',
-        value: { lifecycles: 2, graceHours: 48, suspensionsStopped: true },
+        value: { lifecycles: 2, graceHours: 48, suspensionsStopped: true, tenantIds: ours.map((t) => t.id) },
         set_by: 'billops',
       },
       { name: 'manual_payments:stripe', value: { accept: true, recordAs: 'manual' }, set_by: 'billops' },
