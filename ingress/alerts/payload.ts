@@ -1,5 +1,6 @@
 // The Alertmanager webhook notification (version 4): its schema, and how one alert becomes the input of the incident
 // it opens (kind, key, summary, params) and the fingerprint Alertmanager gives a label set.
+import { alertFingerprint } from '../../domain/alertFingerprint';
 import { z } from 'zod';
 import type { IncidentInput } from '../../domain/incident';
 import type { IncidentKind, Policy } from '../../domain/policy';
@@ -180,21 +181,4 @@ export function incidentInputForAlert(
   };
 }
 
-/**
- * Alertmanager's fingerprint of a label set (prometheus/common `LabelSet.Fingerprint`): FNV-1a 64 over the sorted
- * label names and values, each followed by a 0xff byte, as 16 hex digits.
- */
-export function alertFingerprint(labels: Record<string, string>): string {
-  const mask = 0xffffffffffffffffn;
-  let hash = 0xcbf29ce484222325n;
-  const add = (bytes: Iterable<number>) => {
-    for (const byte of bytes) hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & mask;
-  };
-  for (const name of Object.keys(labels).sort()) {
-    add(Buffer.from(name, 'utf8'));
-    add([0xff]);
-    add(Buffer.from(labels[name] ?? '', 'utf8'));
-    add([0xff]);
-  }
-  return hash.toString(16).padStart(16, '0');
-}
+export { alertFingerprint };
