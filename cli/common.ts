@@ -4,6 +4,7 @@ import type { Client, WorkflowExecutionDescription, WorkflowHandle } from '@temp
 import type { Pool } from 'pg';
 import type { BillopsConfig } from '../config/env';
 import { loadConfig } from '../config/load';
+import { NAMING_VARIABLES, readRuntimeFile, staleRuntimeMessage, type LocalRuntime } from './localRuntime';
 
 /** Bad arguments or configuration: exit 2, with the command's usage. */
 export class UsageError extends Error {
@@ -18,11 +19,38 @@ export class RefusedError extends Error {
 export type CommandRun = (args: string[]) => Promise<number>;
 
 let config: BillopsConfig | undefined;
+let runningStart: LocalRuntime | undefined;
+let staleStart: { file: string; why: string } | undefined;
 
-/** The configuration from the environment; a bad variable exits 2 with every problem listed (loadConfig). */
+/**
+ * The configuration from the environment; a bad variable exits 2 with every problem listed (loadConfig). When the
+ * environment names no server (neither TEMPORAL_ADDRESS nor DATABASE_URL), a running `npm start`'s runtime file fills
+ * in every variable the environment leaves unset; a stale file is remembered, and refused where a server is needed.
+ */
 export function cliConfig(): BillopsConfig {
-  config ??= loadConfig();
-  return config;
+  if (config) return config;
+  const env = process.env;
+  const fromEnv = loadConfig(env);
+  if (NAMING_VARIABLES.some((name) => env[name]?.trim())) return (config = fromEnv);
+  const found = readRuntimeFile(fromEnv.dataDir);
+  if (found.state === 'stale') staleStart = found;
+  if (found.state !== 'running') return (config = fromEnv);
+  runningStart = found.runtime;
+  const merged: Record<string, string | undefined> = { ...found.runtime.env };
+  for (const [name, value] of Object.entries(env)) if (value?.trim()) merged[name] = value;
+  return (config = loadConfig(merged));
+}
+
+/** The running `npm start` the configuration came from (its Web UI, ingress URL, mail folder), if any. */
+export function localRuntime(): LocalRuntime | undefined {
+  cliConfig();
+  return runningStart;
+}
+
+/** Refuses (exit 2) when the environment names nothing and the runtime file is left from an `npm start` now gone. */
+export function refuseStaleRuntime(): void {
+  cliConfig();
+  if (staleStart) throw new UsageError(staleRuntimeMessage(staleStart));
 }
 
 export function required(value: string | undefined, flag: string): string {
@@ -82,8 +110,10 @@ export function operatorName(flag: string | undefined): string {
 export function requireDatabaseUrl(): string {
   const { databaseUrl } = cliConfig();
   if (!databaseUrl) {
+    refuseStaleRuntime();
     throw new UsageError(
-      'DATABASE_URL is not set; the CLI works on a real PostgreSQL (npm start prints the embedded one).',
+      'DATABASE_URL is not set and no npm start is running here: set DATABASE_URL to a PostgreSQL, ' +
+        'or run npm start (the CLI then finds it through its runtime file).',
     );
   }
   return databaseUrl;
@@ -99,9 +129,11 @@ export async function withDatabase<T>(use: (pool: Pool) => Promise<T>): Promise<
   }
 }
 
-/** TEMPORAL_ADDRESS, else the port `npm start`'s embedded dev server listens on. */
+/** TEMPORAL_ADDRESS (or the running `npm start`'s), else the port `npm start`'s embedded dev server listens on. */
 export function temporalAddress(c: BillopsConfig = cliConfig()): string {
-  return c.temporal.address ?? `127.0.0.1:${c.embedded.temporalPort}`;
+  if (c.temporal.address) return c.temporal.address;
+  refuseStaleRuntime();
+  return `127.0.0.1:${c.embedded.temporalPort}`;
 }
 
 export async function withTemporal<T>(use: (client: Client) => Promise<T>): Promise<T> {

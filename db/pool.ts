@@ -2,7 +2,7 @@
 import { Pool, types, type CustomTypesConfig, type PoolClient } from 'pg';
 
 export interface PoolOptions {
-  /** Connections at most; 1 against the embedded PGlite, which serves a single session. */
+  /** Connections at most (the driver default, 10, unless given). */
   max?: number;
   /** Called when an idle connection fails (server restart); by default one line on stderr. */
   onIdleError?: (err: Error) => void;

@@ -9,6 +9,8 @@ export interface ManagedChild {
   process: ChildProcess;
   logFile: string;
   exited: Promise<number | null>;
+  /** What asks it to stop before SIGKILL: SIGTERM unless the program wants another (PostgreSQL: SIGINT). */
+  stopSignal: NodeJS.Signals;
 }
 
 export interface SpawnRequest {
@@ -17,6 +19,10 @@ export interface SpawnRequest {
   args: string[];
   logFile: string;
   env?: NodeJS.ProcessEnv;
+  /** Run as this user and group (root starting PostgreSQL as `postgres`). */
+  uid?: number;
+  gid?: number;
+  stopSignal?: NodeJS.Signals;
 }
 
 /** Starts children in their own process group, so a terminal Ctrl-C reaches billops first and billops stops them in order. */
@@ -30,6 +36,8 @@ export class ChildSupervisor {
       env: request.env ?? process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
+      ...(request.uid === undefined ? {} : { uid: request.uid }),
+      ...(request.gid === undefined ? {} : { gid: request.gid }),
     });
     // Both streams share one log; neither may end it, so it closes when the child is gone.
     child.stdout?.pipe(log, { end: false });
@@ -40,17 +48,32 @@ export class ChildSupervisor {
       child.once('exit', (code) => resolve(code));
       child.once('error', () => resolve(-1));
     });
-    const managed = { name: request.name, process: child, logFile: request.logFile, exited };
+    const managed = {
+      name: request.name,
+      process: child,
+      logFile: request.logFile,
+      exited,
+      stopSignal: request.stopSignal ?? 'SIGTERM',
+    };
     this.children.push(managed);
     return managed;
   }
 
-  /** Stops children newest first: SIGTERM, then SIGKILL for any still running after the grace period. */
+  /** Stops children newest first: their stop signal, then SIGKILL for any still running after the grace period. */
   async stopAll(graceMs = 10_000): Promise<void> {
     for (const child of [...this.children].reverse()) {
       await stopChild(child, graceMs);
     }
     this.children.length = 0;
+  }
+
+  /** The children still running, by name and pid. */
+  running(): { name: string; pid: number }[] {
+    return this.children
+      .filter(
+        (c) => c.process.pid !== undefined && c.process.exitCode === null && c.process.signalCode === null,
+      )
+      .map((c) => ({ name: c.name, pid: c.process.pid! }));
   }
 
   /** Last-resort synchronous kill, for process 'exit' when an orderly stop was not possible. */
@@ -61,7 +84,7 @@ export class ChildSupervisor {
 
 async function stopChild(child: ManagedChild, graceMs: number): Promise<void> {
   if (child.process.exitCode !== null || child.process.signalCode !== null) return;
-  signalGroup(child.process, 'SIGTERM');
+  signalGroup(child.process, child.stopSignal);
   const timedOut = await Promise.race([
     child.exited.then(() => false),
     new Promise<boolean>((r) => setTimeout(() => r(true), graceMs).unref()),

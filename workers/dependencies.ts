@@ -76,7 +76,7 @@ export function createWorkerDependencies(opts: {
   decisionsLogPath: string;
   gateways?: PaymentGateways;
   incidents: IncidentDependencies;
-  /** 1 against the embedded PGlite, which serves a single session. */
+  /** Connections at most in the pool; 10 unless given. */
   poolMax?: number;
   /** For activities that signal or start workflows; the caller owns (and closes) its connection. */
   temporalClient?: Client;

@@ -1,5 +1,7 @@
 // `npm start` as a user runs it, pointed at existing servers: it starts none of its own, serves /healthz, and stops cleanly.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, isPortOpen } from '../../runtime/processes';
 import { projectRoot } from '../../runtime/tools';
@@ -60,8 +62,11 @@ function descendants(pid: number): string[] {
 describe('npm start against configured servers', () => {
   it('uses TEMPORAL_ADDRESS, DATABASE_URL, SMTP_URL and Stripe settings, starts no servers of its own, and stops on SIGINT', async () => {
     const ingressPort = await freePort();
+    // Its own data directory: the runtime file it writes must not point the repository's CLI at this test's servers.
+    const dataDir = mkdtempSync(join(tmpdir(), 'billops-start-'));
     const child = spawn(node, [...withTsx, startScript], {
       env: cleanEnv({
+        BILLOPS_DATA_DIR: dataDir,
         TEMPORAL_ADDRESS: testEnv('temporalAddress'),
         DATABASE_URL: testEnv('databaseUrl'),
         SMTP_URL: testEnv('smtpUrl'),
@@ -85,6 +90,18 @@ describe('npm start against configured servers', () => {
       // (tsx may run an esbuild service below it, or none when its cache is warm: only servers are looked for.)
       const names = descendants(child.pid!);
       expect(names.filter((n) => /temporal|postgres|stripe/.test(n))).toEqual([]);
+      // The runtime file passes on what it was given, and lists no children and only the ingress port as its own.
+      const runtime = JSON.parse(readFileSync(join(dataDir, 'runtime.json'), 'utf8')) as {
+        env: Record<string, string>;
+        ports: number[];
+        children: unknown[];
+      };
+      expect(runtime.env).toMatchObject({
+        TEMPORAL_ADDRESS: testEnv('temporalAddress'),
+        DATABASE_URL: testEnv('databaseUrl'),
+        SMTP_URL: testEnv('smtpUrl'),
+      });
+      expect(runtime).toMatchObject({ ports: [ingressPort], children: [] });
     } finally {
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       child.kill('SIGINT');

@@ -1,12 +1,7 @@
 // db/ against a real PostgreSQL: migrations (idempotent, concurrent), table constraints, the demo seed and the tenants repository.
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 import { Client, type Pool } from 'pg';
-import { freePort } from '../../runtime/processes';
-import { projectRoot } from '../../runtime/tools';
 import { migrate, MigrationError, MIGRATIONS_DIR, MIGRATIONS_TABLE } from '../../db/migrate';
 import { createPool, describeDatabaseUrl } from '../../db/pool';
 import { DEMO_TENANT_IDS, seedDemoTenants } from '../../db/seed';
@@ -144,32 +139,6 @@ describe('describeDatabaseUrl()', () => {
     );
     expect(describeDatabaseUrl('postgresql://localhost/billops')).toBe('localhost:5432/billops');
     expect(describeDatabaseUrl('not a url')).toBe('(an unparsable database URL)');
-  });
-});
-
-describe('the embedded PGlite of npm start', () => {
-  it('hands each new connection a session without the statements an earlier one prepared', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'billops-pglite-'));
-    try {
-      // pg prepares a named statement once per connection, so a pool that reconnects (after its idle timeout, say)
-      // prepares it again, on what PGlite serves as the same session.
-      const run = spawnSync(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          join(projectRoot, 'test', 'support', 'embeddedSessions.ts'),
-          dataDir,
-          String(await freePort()),
-        ],
-        // PGlite starts slowly on a loaded machine: most of the test's own two minutes.
-        { cwd: projectRoot, encoding: 'utf8', timeout: 110_000 },
-      );
-      expect({ signal: run.signal, stderr: run.stderr }).toEqual({ signal: null, stderr: '' });
-      expect(JSON.parse(run.stdout)).toEqual([{ n: 10 }, { n: 20 }, { n: 30 }]);
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
   });
 });
 

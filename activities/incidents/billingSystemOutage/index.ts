@@ -162,8 +162,8 @@ export function createBillingHealthActivities(deps: { pool: Pool; healthUrl?: st
     }
   }
 
-  /** A connection of its own, so a database that takes no new connections shows; with a pool of one (the embedded
-   * PGlite serves a single session) the pool's connection, within the same timeout. */
+  /** A connection of its own, so a database that takes no new connections shows; with a pool of one (a database
+   * that allows a single session) the pool's connection, within the same timeout. */
   async function connect(timeoutMs: number): Promise<{ session: Session; close(): Promise<void> }> {
     if (deps.pool.options.max === 1) {
       const pending = deps.pool.connect();

@@ -174,7 +174,7 @@ describe('health checks', () => {
     }
   });
 
-  it("with a pool of one (the embedded PGlite serves a single session) the check uses the pool's connection", async () => {
+  it("with a pool of one (a database that allows a single session) the check uses the pool's connection", async () => {
     const single = createPool(url, { max: 1 });
     try {
       const result = await createBillingHealthActivities({ pool: single }).checkBillingHealth(CHECK);
