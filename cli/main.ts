@@ -30,6 +30,8 @@ const incidentStart = () => import('./incidents/start');
 const incidentSteering = () => import('./incidents/steer');
 const decisions = () => import('./decisions');
 const payments = () => import('./payments');
+const previewCli = () => import('./preview');
+const triggerCli = () => import('./trigger');
 
 const commands: Command[] = [
   {
@@ -64,6 +66,18 @@ const commands: Command[] = [
     synopsis: ['dunning list [--tenant ID] [--phase P] [--processor stripe] [--tier pro] [--json]'],
     summary: 'running dunning lifecycles, from the search attributes',
     run: async (args) => (await dunning()).dunningList(args),
+  },
+  {
+    name: 'preview',
+    synopsis: [
+      'preview --tier pro|enterprise [--json]',
+      'preview --tenant ID [--json]',
+      'preview <dunning-workflowId> [--json]',
+    ],
+    summary:
+      'the dunning lifecycle a payment failing now would run under the policy in force (every step: when, phase, ' +
+      'email, service control); for a running lifecycle, its pauses, extensions and steps done, then what comes next',
+    run: async (args) => (await previewCli()).preview(args),
   },
   {
     name: 'status',
@@ -340,6 +354,17 @@ const commands: Command[] = [
       'a payment accepted by hand, with its audit row: applied to the invoice, and a paid invoice signalled to ' +
       "the tenant's lifecycle; the same reference again answers already recorded (DATABASE_URL)",
     run: async (args) => (await payments()).paymentsRecord(args),
+  },
+  {
+    name: 'trigger',
+    synopsis: [
+      'trigger <event> [--tenant ID] [--amount MINOR] [--currency C] [--processor stripe|paystack] [--json]',
+      'trigger <AlertRuleName> [--processor stripe|paystack] [--severity warning|critical] [--resolved] [--json]',
+    ],
+    summary:
+      'a realistic Stripe or Paystack event, or an Alertmanager alert, signed with the configured secrets and ' +
+      'sent to the ingress; prints the workflow it reached and its Web UI link (billops trigger lists the events)',
+    run: async (args) => (await triggerCli()).trigger(args),
   },
   {
     name: 'decisions export',

@@ -38,3 +38,4 @@ export {
   type GraceExtension,
 } from './transitions';
 export { describeLifecycle, isRecovered, outstanding, statusOf, type DunningStatus } from './status';
+// `billops preview` (./preview) is imported by its own path: it builds on ../dunningNotices, which imports this index.
