@@ -1,5 +1,6 @@
 // The quick start as a new user lives it: `npm start` on its embedded defaults in one terminal, the `billops` CLI in
 // another with nothing set, then a supervisor's SIGTERM to the npm process alone stops everything it started.
+import { waitForOutput } from '../support/childOutput';
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,29 +38,6 @@ function billops(...args: string[]): Promise<Run> {
   return new Promise((resolve) => {
     execFile(BILLOPS, args, { env: secondTerminal, timeout: 90_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
-    });
-  });
-}
-
-function waitForOutput(child: ChildProcess, pattern: RegExp, timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const timer = setTimeout(
-      () => reject(new Error(`no ${pattern} within ${timeoutMs} ms; output:\n${output}`)),
-      timeoutMs,
-    );
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (pattern.test(output)) {
-        clearTimeout(timer);
-        resolve(output);
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`exited ${code} before ${pattern}; output:\n${output}`));
     });
   });
 }
