@@ -15,7 +15,7 @@ export interface PostgresCluster {
  * initdb and postgres refuse to run as root; as root they run as the `postgres` user Debian's package creates, set on
  * the process itself (no runuser between us and the postmaster, so a stop signal reaches the server directly).
  */
-function clusterOwner(): { uid: number; gid: number } | undefined {
+export function clusterOwner(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
   const uid = id('-u');
