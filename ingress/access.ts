@@ -104,18 +104,29 @@ function matches(header: string | undefined, etag: string): boolean {
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === etag);
 }
 
+/** The HTTP status a thrown value carries (Fastify's validation and HTTP errors set statusCode), else 500. */
+function statusCodeOf(error: unknown): number {
+  if (typeof error === 'object' && error !== null && 'statusCode' in error) {
+    const code = (error as { statusCode?: unknown }).statusCode;
+    if (typeof code === 'number' && Number.isInteger(code)) return code;
+  }
+  return 500;
+}
+
 export function registerAccessRoutes(app: FastifyInstance, opts: AccessRouteOptions): void {
   // Own scope: its error handler answers without internal text and leaves the other routes' handlers alone.
   app.register(async (api) => {
     const keys: AuthenticatedKeys = new WeakMap();
     const maxAge = `max-age=${opts.maxAgeSeconds}`;
 
-    api.setErrorHandler((error, request, reply) => {
-      const status = error.statusCode ?? 500;
+    // Fastify 5.10+ types what reaches an error handler as unknown: anything can be thrown.
+    api.setErrorHandler((error: unknown, request, reply) => {
+      const status = statusCodeOf(error);
       if (status >= 400 && status < 500) {
+        const message = error instanceof Error ? error.message : String(error);
         return reply
           .code(status)
-          .send({ statusCode: status, error: STATUS_CODES[status] ?? 'Bad Request', message: error.message });
+          .send({ statusCode: status, error: STATUS_CODES[status] ?? 'Bad Request', message });
       }
       // The detail goes to the server log only: a body never carries internal error text.
       request.log.error({ err: error }, 'access API request failed');
