@@ -102,18 +102,19 @@ export type StripeErrorMeaning =
  * Other errors (the SDK refusing its arguments, say) are ours to fix, not an outage, so callers rethrow them as they are.
  */
 export function interpretStripeError(error: Stripe.errors.StripeError): StripeErrorMeaning {
+  if (error.code === 'invoice_payment_intent_requires_action') {
+    // The bank wants 3-D Secure: only the customer, on the hosted invoice page, can complete it. Checked before
+    // the card-error branch: stripe 23 (unlike 19, which went by the error type) makes every HTTP 402 a StripeCardError.
+    return {
+      kind: 'declined',
+      decline: { kind: 'hard', declineCode: 'authentication_required' },
+      message: error.message,
+    };
+  }
   if (error instanceof Stripe.errors.StripeCardError) {
     return {
       kind: 'declined',
       decline: classifyStripeDecline(error.code, error.decline_code),
-      message: error.message,
-    };
-  }
-  if (error.code === 'invoice_payment_intent_requires_action') {
-    // The bank wants 3-D Secure: only the customer, on the hosted invoice page, can complete it.
-    return {
-      kind: 'declined',
-      decline: { kind: 'hard', declineCode: 'authentication_required' },
       message: error.message,
     };
   }
@@ -209,8 +210,18 @@ export function stripeHostOptions(apiBase: string): {
   return { host: url.hostname, port, protocol };
 }
 
+/**
+ * The Stripe API version billops speaks, sent on every request rather than left to the SDK's default (stripe 23.2
+ * pins 2026-11-18.endive) or the account's. It is the version of the OpenAPI spec and fixtures in stripe-mock
+ * v0.197.0 (scripts/provision.sh), so the tests exercise the shapes billops asks for, and the version billops
+ * spoke before (stripe 19's default). The SDK's option is typed as its own pinned version only, hence the cast.
+ * Move it together with stripe-mock's spec (docs/configuration.md, "Payment processors").
+ */
+export const STRIPE_API_VERSION = '2025-09-30.clover';
+
 export function createStripeGateway(options: StripeGatewayOptions): StripeGateway {
   const stripe = new Stripe(options.secretKey, {
+    apiVersion: STRIPE_API_VERSION as Stripe.LatestApiVersion,
     ...(options.apiBase ? stripeHostOptions(options.apiBase) : {}),
     // Temporal owns retries, with the runbook's backoff; a second retry loop underneath would hide outages.
     maxNetworkRetries: 0,

@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { Client as TemporalClient, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import type { Pool } from 'pg';
 import Stripe from 'stripe';
-import { stripeHostOptions } from '../../drivers/stripe';
+import { STRIPE_API_VERSION, stripeHostOptions } from '../../drivers/stripe';
 import { dunningWorkflowId } from '../../temporal/dunning';
 import type { ReplayReport } from '../../paymentEvents/replay';
 import { createPaystackGateway } from '../../drivers/paystack';
@@ -594,6 +594,7 @@ describe('billops webhooks retry and billops reconcile', () => {
 
   it('reconciles Stripe charges from stripe-mock: missing in the database, then matched, then an amount mismatch', async () => {
     const stripe = new Stripe(STRIPE_KEY, {
+      apiVersion: STRIPE_API_VERSION as Stripe.LatestApiVersion,
       ...stripeHostOptions(testEnv('stripeApiBase')),
       maxNetworkRetries: 0,
     });
