@@ -50,10 +50,10 @@ const routeSchema = z
 export const alertRoutesFileSchema = z.record(
   z.string().trim().min(1, 'an alertname must not be empty').max(200),
   z.union([z.enum(INCIDENT_KINDS).transform((kind): AlertRoute => ({ kind })), routeSchema, z.null()], {
-    errorMap: () => ({
-      message: `must be an incident kind (${INCIDENT_KINDS.join(', ')}), {"kind", "severity"?, "params"?} or null`,
-    }),
+    error: `must be an incident kind (${INCIDENT_KINDS.join(', ')}), {"kind", "severity"?, "params"?} or null`,
   }),
+  // zod 4 wraps a key's problems in one invalid_key issue ("Invalid key in record"): show the key's own.
+  { error: (issue) => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined) },
 );
 
 export class AlertRoutesError extends Error {

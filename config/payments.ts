@@ -32,7 +32,7 @@ const paymentSchema = z.object({
     .string()
     .regex(/^(true|false|1|0)$/i, 'must be true, false, 1 or 0')
     .transform((v) => /^(true|1)$/i.test(v))
-    .default('true'),
+    .prefault('true'),
   PAYSTACK_BASE_URL: url(['http:', 'https:'], 'must be an http:// or https:// URL').default(
     'https://api.paystack.co',
   ),
@@ -40,12 +40,12 @@ const paymentSchema = z.object({
     .string()
     .regex(/^[1-9]\d{0,5}$/, 'must be a whole number of seconds, at least 1')
     .transform(Number)
-    .default('30'),
+    .prefault('30'),
   PAYSTACK_MAX_RETRIES: z
     .string()
     .regex(/^(\d|10)$/, 'must be a whole number from 0 to 10')
     .transform(Number)
-    .default('3'),
+    .prefault('3'),
 });
 
 /** Stripe's variables, then Paystack's, in the order their problems are listed. */

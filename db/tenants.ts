@@ -33,31 +33,40 @@ const optionalText = z
   .optional()
   .transform((v) => v || undefined);
 
+/** A value's type as messages name it: null and array apart from object. */
+function typeName(input: unknown): string {
+  if (input === null) return 'null';
+  if (Array.isArray(input)) return 'array';
+  return typeof input;
+}
+
 /** 'must be one of free, pro, enterprise (got "gold")' rather than zod's generic enum message. */
-function oneOf(values: readonly string[]): z.ZodErrorMap {
+function oneOf(values: readonly string[]): z.core.$ZodErrorMap {
   const expected = `must be one of ${values.join(', ')}`;
-  return (issue, ctx) => {
-    if (issue.code === 'invalid_enum_value')
-      return { message: `${expected} (got ${JSON.stringify(issue.received)})` };
-    if (issue.code === 'invalid_type')
-      return {
-        message: issue.received === 'undefined' ? 'is required' : `${expected} (got a ${issue.received})`,
-      };
-    return { message: ctx.defaultError };
+  return (issue) => {
+    if (issue.code !== 'invalid_value' && issue.code !== 'invalid_type') return undefined;
+    if (issue.input === undefined) return 'is required';
+    if (typeof issue.input === 'string') return `${expected} (got ${JSON.stringify(issue.input)})`;
+    return `${expected} (got a ${typeName(issue.input)})`;
   };
 }
+
+/** 'is required' for a missing field; zod's own message for a value of the wrong type. */
+const required = {
+  error: (issue: z.core.$ZodRawIssue) => (issue.input === undefined ? 'is required' : undefined),
+};
 
 export const newTenantSchema = z
   .object({
     id: z
-      .string({ required_error: 'is required' })
+      .string(required)
       .regex(
         /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/,
         'must be 1-64 letters, digits, ".", "_" or "-", starting with a letter or digit',
       ),
-    name: z.string({ required_error: 'is required' }).trim().min(1, 'must not be empty'),
-    tier: z.enum(TENANT_TIERS, { errorMap: oneOf(TENANT_TIERS) }),
-    email: z.string({ required_error: 'is required' }).trim().email('must be an email address'),
+    name: z.string(required).trim().min(1, 'must not be empty'),
+    tier: z.enum(TENANT_TIERS, { error: oneOf(TENANT_TIERS) }),
+    email: z.string(required).trim().email('must be an email address'),
     billingEmail: z.string().trim().email('must be an email address').optional(),
     accountManagerEmail: z.string().trim().email('must be an email address').optional(),
     currency: z
@@ -67,7 +76,7 @@ export const newTenantSchema = z
       .pipe(z.string().regex(/^[A-Z]{3}$/, 'must be a three-letter ISO 4217 code such as USD or NGN'))
       .default('USD'),
     paymentProcessor: z
-      .enum(TENANT_PAYMENT_PROCESSORS, { errorMap: oneOf(TENANT_PAYMENT_PROCESSORS) })
+      .enum(TENANT_PAYMENT_PROCESSORS, { error: oneOf(TENANT_PAYMENT_PROCESSORS) })
       .optional(),
     stripeCustomerId: optionalText,
     paystackCustomerCode: optionalText,
@@ -78,6 +87,8 @@ export const newTenantSchema = z
           .string()
           .regex(/^[a-z][a-z0-9_.]{0,63}$/, 'meter names are lower case: letters, digits, "_" and "."'),
         z.number().int('must be a whole number of units').positive('must be positive'),
+        // zod 4 wraps a key's problems in one invalid_key issue ("Invalid key in record"): show the key's own.
+        { error: (issue) => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined) },
       )
       .default({}),
     normalCapacityRps: z.number().int().positive('must be positive').default(100),

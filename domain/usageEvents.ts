@@ -118,9 +118,14 @@ function zoneOffsetMinutes(timestamp: string): number {
   return Number(match[2]) * 60 + Number(match[3] ?? 0);
 }
 
+/** 'is required' when the field is missing, 'must be a string' when it is anything else. */
+const requiredString = {
+  error: (issue: z.core.$ZodRawIssue) => (issue.input === undefined ? 'is required' : 'must be a string'),
+};
+
 function text(field: string, rule: { format?: RegExp; formatMessage?: string; max: number }) {
   let schema = z
-    .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
+    .string(requiredString)
     .min(1, 'must not be empty')
     .max(rule.max, `must be at most ${rule.max} characters`);
   if (rule.format) schema = schema.regex(rule.format, rule.formatMessage ?? `is not a valid ${field}`);
@@ -146,7 +151,7 @@ export const usageEventSchema = z.object({
     return z.NEVER;
   }),
   timestamp: z
-    .string({ required_error: 'is required', invalid_type_error: 'must be a string' })
+    .string(requiredString)
     .datetime({
       offset: true,
       message: 'must be an ISO-8601 date-time with a zone, such as 2026-01-31T12:00:00Z',

@@ -66,9 +66,11 @@ function toPolicyIssues(issue: z.ZodIssue): PolicyIssue[] {
   return [{ path: formatPath(issue.path), message: issue.message }];
 }
 
-function formatPath(path: (string | number)[]): string {
+function formatPath(path: PropertyKey[]): string {
   if (path.length === 0) return '(root)';
-  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+  return path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`))
+    .join('');
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -182,6 +182,8 @@ export const policyObjectSchema = z
         approvalAboveMinor: z.record(
           z.string().regex(/^[A-Z]{3}$/, 'must be an ISO 4217 code'),
           z.number().int().positive(),
+          // zod 4 wraps a key's problems in one invalid_key issue ("Invalid key in record"): show the key's own.
+          { error: (issue) => (issue.code === 'invalid_key' ? issue.issues[0]?.message : undefined) },
         ),
       })
       .strict(),

@@ -34,7 +34,7 @@ const alertSchema = z.object({
 });
 
 export const alertmanagerPayloadSchema = z.object({
-  version: z.literal('4', { errorMap: () => ({ message: 'must be "4" (Alertmanager webhook version 4)' }) }),
+  version: z.literal('4', { error: 'must be "4" (Alertmanager webhook version 4)' }),
   groupKey: z.string(),
   truncatedAlerts: z.number().int().nonnegative().optional(),
   status: z.enum(['firing', 'resolved']),

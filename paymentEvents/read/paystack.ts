@@ -165,7 +165,7 @@ function intentOf(type: string, data: Record<string, unknown>): WebhookIntent {
   return { kind: 'ignore', reason: `billops does not act on Paystack ${type} events` };
 }
 
-function parseObject<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, data: unknown, type: string): T {
+function parseObject<T>(schema: z.ZodType<T, unknown>, data: unknown, type: string): T {
   const parsed = schema.safeParse(data);
   if (!parsed.success) throw new MalformedEventError(`${type}: ${describeIssues(parsed.error, 'data')}`);
   return parsed.data;

@@ -109,7 +109,7 @@ function intentOf(event: z.infer<typeof eventSchema>): WebhookIntent {
   return { kind: 'ignore', reason: `billops does not act on Stripe ${event.type} events` };
 }
 
-function parseObject<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, object: unknown, type: string): T {
+function parseObject<T>(schema: z.ZodType<T, unknown>, object: unknown, type: string): T {
   const parsed = schema.safeParse(object);
   if (!parsed.success) {
     throw new MalformedEventError(
